@@ -1,0 +1,48 @@
+"""grokscope: reproduce, watch and explain grokking.
+
+The public API is listed in `__all__`; importing grokscope does not import matplotlib.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from grokscope.config import (
+    LogConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TaskConfig,
+    TrainConfig,
+)
+from grokscope.errors import ConfigError
+from grokscope.presets import get_preset, list_presets
+from grokscope.training.loop import RunResult, train
+from grokscope.tracking.rundir import RunDir
+
+__all__ = [
+    "ConfigError",
+    "LogConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "RunDir",
+    "RunResult",
+    "TaskConfig",
+    "TrainConfig",
+    "__version__",
+    "get_preset",
+    "list_presets",
+    "load_run",
+    "train",
+]
+
+
+def load_run(path) -> dict:
+    """Config, summary and metrics of a run directory: {'config', 'summary', 'metrics', 'path'}."""
+    from grokscope.config import from_dict
+
+    rd = RunDir(path)
+    return {"path": rd.path, "config": from_dict(rd.read_config_dict()),
+            "summary": rd.read_summary() if rd.summary.exists() else None,
+            "metrics": rd.read_metrics()}

@@ -1,0 +1,5 @@
+import sys
+
+from grokscope.cli import main
+
+sys.exit(main())

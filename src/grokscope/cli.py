@@ -1,0 +1,235 @@
+"""Command line: `grokscope train | presets | show`.
+
+Overrides are dotted config fields, `--optim.lr 3e-3` or `--optim.lr=3e-3`; `train --help` lists
+them with their docstrings (rendered by tyro). Values are parsed and checked by grokscope itself
+so every mistake is reported as one line naming the field, with exit code 2 and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import typing
+
+USAGE = """usage: grokscope <command> [options]
+
+commands:
+  train [--preset NAME] [--out DIR] [--FIELD VALUE ...]   train one run (default preset: demo)
+  presets                                                 list presets and what to expect
+  show RUN                                                summary table of a run directory
+
+`grokscope train --help` lists every config field."""
+
+
+_BOOLS = (bool, typing.Optional[bool])
+
+
+class UsageError(Exception):
+    """Bad command line; printed as one line, exit code 2."""
+
+
+def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str], bool]:
+    """-> (preset, out, {dotted field: text}, quiet)."""
+    from grokscope.config import RunConfig, field_names
+
+    hints = _leaf_types(RunConfig)
+    names = set(field_names())
+    preset, out, quiet, overrides = "demo", None, False, {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise UsageError(f"train: unexpected argument {arg!r}; options look like --optim.lr 3e-3")
+        key, eq, value = arg[2:].partition("=")
+        if key == "quiet":
+            quiet = True
+            i += 1
+            continue
+        negated = _negated(key)
+        if negated in names and hints.get(negated) in _BOOLS and not eq:
+            overrides[negated] = "false"
+            i += 1
+            continue
+        if not eq:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if key in names and hints.get(key) in _BOOLS and (
+                    nxt is None or nxt.startswith("--")):
+                value = "true"
+                i += 1
+            elif nxt is None or (nxt.startswith("--") and not _is_number(nxt)):
+                raise UsageError(f"{key}: missing value after --{key}")
+            else:
+                value = nxt
+                i += 2
+        else:
+            i += 1
+        if key == "preset":
+            preset = value
+        elif key == "out":
+            out = value
+        else:
+            overrides[key] = value
+    return preset, out, overrides, quiet
+
+
+def _negated(key: str) -> str | None:
+    """'log.no-figure' -> 'log.figure' (tyro's spelling of a false boolean flag)."""
+    head, _, leaf = key.rpartition(".")
+    if not leaf.startswith("no-"):
+        return None
+    return f"{head}.{leaf[3:]}" if head else leaf[3:]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _leaf_types(cls, prefix: str = "") -> dict[str, object]:
+    import dataclasses
+
+    out = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(_leaf_types(tp, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = tp
+    return out
+
+
+def cmd_train(argv: list[str]) -> int:
+    from grokscope.config import apply_overrides
+    from grokscope.presets import get_preset
+
+    if "-h" in argv or "--help" in argv:
+        return _train_help(argv)
+    preset, out, overrides, quiet = _split_train_args(argv)
+    cfg = apply_overrides(get_preset(preset), overrides)
+
+    from grokscope.training.loop import train
+
+    result = train(cfg, out, progress=False if quiet else None)
+    s = result.summary
+    ev = s["events"]
+    print(f"run:     {result.path}")
+    print(f"status:  {s['status']} after {s['steps_done']} steps, {s['wall_seconds']:.1f} s")
+    print(f"final:   train acc {s['final']['train_acc']:.3f}, test acc {s['final']['test_acc']:.3f}")
+    print(f"events:  memorized at step {ev['memorized_step']}, generalized at step {ev['generalized_step']}")
+    fig = result.path / "figures" / "curves.png"
+    if fig.exists():
+        print(f"figure:  {fig}")
+    return {"completed": 0, "interrupted": 130}.get(s["status"], 1)
+
+
+def _train_help(argv: list[str]) -> int:
+    import tyro
+
+    from grokscope.config import RunConfig
+    from grokscope.presets import get_preset
+
+    preset = "demo"
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            preset = argv[i + 1]
+        elif a.startswith("--preset="):
+            preset = a.split("=", 1)[1]
+    print("usage: grokscope train [--preset NAME] [--out DIR] [--quiet] [--FIELD VALUE ...]\n"
+          "Defaults below are those of the preset; booleans also take true/false.\n")
+    try:
+        tyro.cli(RunConfig, default=get_preset(preset), args=["--help"], prog="grokscope train")
+    except SystemExit:
+        pass
+    return 0
+
+
+def cmd_presets(argv: list[str]) -> int:
+    from grokscope.presets import list_presets
+
+    if argv:
+        raise UsageError(f"presets: takes no arguments, got {' '.join(argv)!r}")
+    for name, doc in list_presets().items():
+        lines = doc.splitlines()
+        print(f"{name}\n  " + "\n  ".join(lines) + "\n")
+    return 0
+
+
+def cmd_show(argv: list[str]) -> int:
+    from grokscope.tracking.rundir import RunDir
+
+    if len(argv) != 1:
+        raise UsageError("show: give exactly one run directory: grokscope show RUN")
+    rd = RunDir(argv[0])
+    if not rd.config.is_file():
+        raise UsageError(f"run: {argv[0]!r} is not a run directory (no config.json)")
+    from grokscope import detect
+
+    cfg = rd.read_config_dict()
+    summary = rd.read_summary() if rd.summary.is_file() else {}
+    records = rd.read_metrics()
+    ev = detect.events(records)
+    last = records[-1] if records else {}
+    t = cfg["task"]
+    what = f"{t['op']} mod {t['p']}" if t["kind"] == "modular" else f"{t['op']} in S_{t['n']}"
+    rows = [
+        ("run", str(rd.path)),
+        ("name", cfg.get("name") or "-"),
+        ("task", f"{what}, train fraction {t['train_fraction']}"),
+        ("model", f"{cfg['model']['arch']}, {summary.get('n_parameters', '?')} parameters"),
+        ("optimizer", f"{cfg['optim']['name']} lr {cfg['optim']['lr']} wd {cfg['optim']['weight_decay']}"),
+        ("status", summary.get("status", "unknown")),
+        ("steps", f"{last.get('step', 0)} of {cfg['train']['steps']}"),
+        ("wall seconds", _fmt(summary.get("wall_seconds"))),
+        ("train acc / loss", f"{_fmt(last.get('train_acc'))} / {_fmt(last.get('train_loss'))}"),
+        ("test acc / loss", f"{_fmt(last.get('test_acc'))} / {_fmt(last.get('test_loss'))}"),
+        ("memorized step", _fmt(ev["memorized_step"])),
+        ("generalized step", _fmt(ev["generalized_step"])),
+        ("delay ratio", _fmt(ev["delay_ratio"])),
+        ("checkpoints", str(len(rd.list_checkpoints()))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+COMMANDS = {"train": cmd_train, "presets": cmd_presets, "show": cmd_show}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grokscope.errors import ConfigError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"grokscope: error: unknown command {cmd!r}; choose one of {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[cmd](rest)
+    except (ConfigError, UsageError) as e:
+        print(f"grokscope: error: {e}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, OSError) as e:
+        print(f"grokscope: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

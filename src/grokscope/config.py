@@ -1,0 +1,395 @@
+"""Run configuration: frozen dataclasses, validation, JSON round trip and dotted overrides.
+
+Every field has a docstring (shown by ``grokscope train --help``) and a default. ``validate``
+is the one place where values are checked; it raises ``ConfigError("section.field: ...")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Literal, Optional
+
+from grokscope.errors import ConfigError
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What to learn: a binary-operation table and its train/test split."""
+
+    kind: Literal["modular", "permutation"] = "modular"
+    """Table family: 'modular' (arithmetic mod p) or 'permutation' (the group S_n)."""
+    op: str = "x+y"
+    """Operation, e.g. 'x+y', 'x/y' (modular inverse), 'x^2+y^2'; for S_n: 'x*y', 'x*y*x^-1', 'x*y*x'."""
+    p: int = 97
+    """Modulus for modular tasks (a prime for ops that divide)."""
+    n: int = 5
+    """n of the permutation group S_n (3..6)."""
+    train_fraction: float = 0.5
+    """Fraction of the valid ordered pairs of the table used for training."""
+    split_seed: Optional[int] = None
+    """Seed of the train/test split; None uses the run's seed."""
+    label_noise: float = 0.0
+    """Fraction of training labels replaced by random wrong labels."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network. Transformer fields follow TransformerLens names; the MLP reuses n_layers/d_mlp."""
+
+    arch: Literal["transformer", "mlp"] = "transformer"
+    """'transformer' (tokens [x, op, y, =], answer at the last position) or 'mlp'."""
+    n_layers: int = 2
+    """Transformer blocks, or hidden layers of the MLP."""
+    d_model: int = 128
+    """Residual width of the transformer; embedding width of the MLP's learned embeddings."""
+    n_heads: int = 4
+    """Attention heads (d_model must be divisible by n_heads)."""
+    d_mlp: int = 512
+    """Hidden width of each transformer MLP, or of each MLP hidden layer."""
+    activation: Literal["relu", "gelu", "quadratic"] = "relu"
+    """Nonlinearity: relu, gelu or quadratic (x**2, Gromov 2023)."""
+    norm: Literal["none", "pre", "post"] = "post"
+    """LayerNorm placement in the transformer: none, pre-LN (with a final LN) or post-LN."""
+    dropout: float = 0.0
+    """Dropout on the attention and MLP outputs (transformer) or hidden layers (MLP)."""
+    init_scale: float = 1.0
+    """Multiplier on every initial weight (Omnigrok's alpha)."""
+    bias: bool = True
+    """Use bias vectors in linear maps."""
+    mlp_input: Literal["embed", "onehot"] = "embed"
+    """MLP input: concatenated learned embeddings of x and y, or concatenated one-hot vectors."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule."""
+
+    name: Literal["adamw", "adam", "sgd", "rmsprop"] = "adamw"
+    """adamw (decoupled weight decay), adam (coupled L2 in the gradient), sgd (momentum), rmsprop."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """Adam betas."""
+    eps: float = 1e-8
+    """Adam/RMSprop epsilon."""
+    weight_decay: float = 1.0
+    """Weight decay; decoupled for adamw, coupled L2 for adam, sgd and rmsprop."""
+    momentum: float = 0.9
+    """Momentum for sgd and rmsprop."""
+    warmup_steps: int = 10
+    """Linear warmup steps from lr/warmup to lr."""
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    """Learning rate after warmup: constant, cosine decay or linear decay to min_lr_ratio*lr."""
+    min_lr_ratio: float = 0.0
+    """Final lr as a fraction of lr for the cosine and linear schedules."""
+    grad_clip: Optional[float] = None
+    """Clip the global gradient norm to this value; None disables clipping."""
+
+    @property
+    def weight_decay_mode(self) -> str:
+        """'decoupled' for adamw, 'coupled' (L2 added to the gradient) for the others."""
+        return "decoupled" if self.name == "adamw" else "coupled"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training loop: budget, batches, loss, evaluation and checkpoint schedules, device."""
+
+    steps: int = 10_000
+    """Optimizer steps (the budget)."""
+    batch_size: Optional[int] = None
+    """Minibatch size; None trains full batch. Minibatches are drawn by seeded epoch permutations."""
+    loss: Literal["ce", "mse"] = "ce"
+    """Cross-entropy, or mean squared error against one-hot targets."""
+    loss_dtype: Literal["float32", "float64"] = "float64"
+    """Precision of the loss computation (float32 softmax underflows on confident logits)."""
+    eval_every: int = 100
+    """Evaluate every this many steps (besides the dense-early log-spaced evaluations)."""
+    eval_per_decade: int = 20
+    """Log-spaced evaluations per decade of steps (dense early: steps 1..20 all evaluated)."""
+    checkpoint_per_decade: int = 4
+    """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
+    checkpoint_every: Optional[int] = None
+    """Also checkpoint every this many steps; None for log-spaced only."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Device; auto picks cuda, then mps, then cpu."""
+    threads: int = 1
+    """CPU threads for torch (0 keeps torch's default). One thread is fastest for small models."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """What the run writes besides metrics.jsonl."""
+
+    progress: Optional[bool] = None
+    """Show a progress bar; None shows it only when stderr is a terminal."""
+    figure: bool = True
+    """Save figures/curves.png at the end of the run."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: everything needed to reproduce it."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    seed: int = 0
+    """One seed fixes the split (unless task.split_seed is set), the initialization and the batch order."""
+    name: str = ""
+    """Free-form name (the preset's name by default)."""
+
+    @property
+    def effective_split_seed(self) -> int:
+        return self.seed if self.task.split_seed is None else self.task.split_seed
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _check(ok: bool, name: str, msg: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {msg}, got {value!r}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every field; return cfg unchanged or raise ConfigError naming the first bad field."""
+    from grokscope.tasks import validate_task
+
+    _check_types(cfg, "")
+    t = cfg.task
+    validate_task(t.kind, t.op, t.p, t.n, t.train_fraction, t.label_noise)
+    m = cfg.model
+    for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
+        v = getattr(m, name)
+        _check(v >= 1 and v <= 65_536, f"model.{name}", "must be an integer in 1..65536", v)
+    _check(m.d_model % m.n_heads == 0 or m.arch == "mlp", "model.n_heads",
+           f"must divide model.d_model={m.d_model}", m.n_heads)
+    _check(0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)", m.dropout)
+    _check(m.init_scale > 0, "model.init_scale", "must be > 0", m.init_scale)
+    o = cfg.optim
+    _check(o.lr > 0, "optim.lr", "must be > 0", o.lr)
+    _check(all(0 <= b < 1 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)", o.betas)
+    _check(o.eps > 0, "optim.eps", "must be > 0", o.eps)
+    _check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0", o.weight_decay)
+    _check(0 <= o.momentum < 1, "optim.momentum", "must be in [0, 1)", o.momentum)
+    _check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", o.warmup_steps)
+    _check(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]", o.min_lr_ratio)
+    _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or None", o.grad_clip)
+    tr = cfg.train
+    _check(1 <= tr.steps <= 100_000_000, "train.steps", "must be an integer in 1..1e8", tr.steps)
+    _check(tr.batch_size is None or tr.batch_size >= 1, "train.batch_size",
+           "must be >= 1 or None (full batch)", tr.batch_size)
+    _check(tr.eval_every >= 1, "train.eval_every", "must be >= 1", tr.eval_every)
+    _check(tr.eval_per_decade >= 0, "train.eval_per_decade", "must be >= 0", tr.eval_per_decade)
+    _check(tr.checkpoint_per_decade >= 0, "train.checkpoint_per_decade", "must be >= 0",
+           tr.checkpoint_per_decade)
+    _check(tr.checkpoint_every is None or tr.checkpoint_every >= 1, "train.checkpoint_every",
+           "must be >= 1 or None", tr.checkpoint_every)
+    _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
+    _check(cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
+    return cfg
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Check that every leaf value matches its annotation (catches JSON/Python misuse)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if is_dataclass(tp):
+            if not isinstance(value, tp):
+                raise ConfigError(f"{name}: must be a {tp.__name__}, got {value!r}")
+            _check_types(value, name + ".")
+        elif not _matches(tp, value):
+            raise ConfigError(f"{name}: must be {_describe(tp)}, got {value!r}")
+
+
+def _matches(tp: Any, value: Any) -> bool:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        return any(_matches(a, value) for a in args)
+    if origin is Literal:
+        return value in args and not isinstance(value, bool)
+    if origin is tuple:
+        return (isinstance(value, tuple) and len(value) == len(args)
+                and all(_matches(a, v) for a, v in zip(args, value)))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return _is_int(value)
+    if tp is float:
+        return _is_num(value)
+    if tp is str:
+        return isinstance(value, str)
+    return isinstance(value, tp)
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"{len(args)} numbers like 0.9,0.98"
+    if tp is type(None):
+        return "None"
+    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+# ------------------------------------------------------------------------------ JSON round trip
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain JSON-ready dict, with the derived weight-decay mode recorded for readers."""
+    d = dataclasses.asdict(cfg)
+    d["optim"]["weight_decay_mode"] = cfg.optim.weight_decay_mode
+    d["config_version"] = CONFIG_VERSION
+    return d
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Inverse of to_dict; unknown keys raise ConfigError."""
+    d = {k: v for k, v in d.items() if k != "config_version"}
+    if isinstance(d.get("optim"), dict):
+        d["optim"] = {k: v for k, v in d["optim"].items() if k != "weight_decay_mode"}
+    return _build(RunConfig, d, "")
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: must be an object, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown field{_suggest(key, names)}")
+        tp = hints[key]
+        if is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.")
+        elif typing.get_origin(tp) is tuple and isinstance(value, list):
+            kwargs[key] = tuple(value)
+        elif tp is float or float in typing.get_args(tp):
+            kwargs[key] = float(value) if _is_int(value) else value
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def save_json(cfg: RunConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=2)
+
+
+def load_json(text: str) -> RunConfig:
+    return validate(from_dict(json.loads(text)))
+
+
+# ---------------------------------------------------------------------------- dotted overrides
+
+
+def field_names(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """All dotted leaf field names, e.g. ['task.kind', ..., 'seed', 'name']."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            out += field_names(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def _suggest(key: str, names: Any) -> str:
+    close = difflib.get_close_matches(key, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def parse_value(name: str, tp: Any, text: str) -> Any:
+    """Convert a command-line string to the annotated type of field `name`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return parse_value(name, a, text)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
+    if origin is Literal:
+        if text not in args:
+            raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
+        return text
+    if origin is tuple:
+        parts = [s for s in text.replace(",", " ").split() if s]
+        if len(parts) != len(args):
+            raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
+        return tuple(parse_value(name, a, s) for a, s in zip(args, parts))
+    if tp is bool:
+        low = text.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: must be true or false, got {text!r}")
+    if tp is int:
+        try:
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError
+            return int(f)
+        except (ValueError, OverflowError):
+            raise ConfigError(f"{name}: must be an integer, got {text!r}") from None
+    if tp is float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise ConfigError(f"{name}: must be a number, got {text!r}") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"{name}: must be a finite number, got {text!r}")
+        return v
+    return text
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
+    """Return cfg with dotted string overrides ({'optim.lr': '3e-3'}) applied and typed."""
+    names = field_names()
+    for key, text in overrides.items():
+        if key not in names:
+            raise ConfigError(f"{key}: unknown field{_suggest(key, names)}")
+        cfg = _replace_path(cfg, key.split("."), text, key)
+    return cfg
+
+
+def _replace_path(obj: Any, path: list[str], text: str, full: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    head = path[0]
+    if len(path) == 1:
+        return replace(obj, **{head: parse_value(full, hints[head], text)})
+    return replace(obj, **{head: _replace_path(getattr(obj, head), path[1:], text, full)})

@@ -1,0 +1,202 @@
+"""Decoder-only transformer with TransformerLens weight and hook names.
+
+Input tokens (batch, pos) = [x, op, y, =]; the answer is read at the last position. Attention is
+written with explicit matmuls (no SDPA). In the last block only the answer position's query,
+attention output, MLP and unembedding are computed (keys and values still use every position):
+for a 4-token input this skips ~3/4 of the last block's work and gives the same logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grokscope.models.hooks import HookedModule, HookPoint
+
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "quadratic": lambda x: x * x,
+}
+
+
+def activation_fn(name: str):
+    return _ACTIVATIONS[name]
+
+
+def _param(*shape: int, std: float) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * std if std > 0 else torch.zeros(*shape))
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with TransformerLens parameter names `w`, `b`."""
+
+    def __init__(self, d: int, eps: float = 1e-5):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d))
+        self.b = nn.Parameter(torch.zeros(d))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+
+
+class Attention(HookedModule):
+    def __init__(self, d_model: int, n_heads: int, bias: bool, std: float):
+        super().__init__()
+        d_head = d_model // n_heads
+        self.n_heads, self.d_head = n_heads, d_head
+        self.W_Q = _param(n_heads, d_model, d_head, std=std)  # (head, d_model, d_head)
+        self.W_K = _param(n_heads, d_model, d_head, std=std)
+        self.W_V = _param(n_heads, d_model, d_head, std=std)
+        self.W_O = _param(n_heads, d_head, d_model, std=std)  # (head, d_head, d_model)
+        if bias:
+            self.b_Q = _param(n_heads, d_head, std=0)
+            self.b_K = _param(n_heads, d_head, std=0)
+            self.b_V = _param(n_heads, d_head, std=0)
+            self.b_O = _param(d_model, std=0)
+        else:
+            self.b_Q = self.b_K = self.b_V = self.b_O = None
+        for name in ("q", "k", "v", "attn_scores", "pattern", "z"):
+            setattr(self, f"hook_{name}", HookPoint())
+
+    def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """(batch, pos, d_model) -> (batch, head, pos, d_head)."""
+        B, T, D = x.shape
+        W2 = W.permute(1, 0, 2).reshape(D, self.n_heads * self.d_head)  # (d_model, head*d_head)
+        out = x @ W2 if b is None else torch.addmm(b.reshape(-1), x.reshape(B * T, D), W2)
+        return out.reshape(B, T, self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, causal: bool) -> torch.Tensor:
+        """x_q: (batch, q_pos, d_model) queries; x_kv: (batch, pos, d_model). Returns (batch, q_pos, d_model)."""
+        q = self.hook_q(self._project(x_q, self.W_Q, self.b_Q))  # (batch, head, q_pos, d_head)
+        k = self.hook_k(self._project(x_kv, self.W_K, self.b_K))  # (batch, head, pos, d_head)
+        v = self.hook_v(self._project(x_kv, self.W_V, self.b_V))  # (batch, head, pos, d_head)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)  # (batch, head, q_pos, pos)
+        if causal and q.shape[2] > 1:
+            T = k.shape[2]
+            mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)[-q.shape[2]:]
+            scores = scores.masked_fill(mask, float("-inf"))
+        scores = self.hook_attn_scores(scores)
+        pattern = self.hook_pattern(scores.softmax(dim=-1))  # (batch, head, q_pos, pos)
+        z = self.hook_z(pattern @ v)  # (batch, head, q_pos, d_head)
+        B, H, Tq, Dh = z.shape
+        z = z.transpose(1, 2).reshape(B * Tq, H * Dh)
+        W_O = self.W_O.reshape(H * Dh, -1)  # (head*d_head, d_model)
+        out = z @ W_O if self.b_O is None else torch.addmm(self.b_O, z, W_O)
+        return out.reshape(B, Tq, -1)
+
+
+class MLPBlock(HookedModule):
+    def __init__(self, d_model: int, d_mlp: int, act: str, bias: bool, std_in: float, std_out: float):
+        super().__init__()
+        self.W_in = _param(d_model, d_mlp, std=std_in)  # (d_model, d_mlp)
+        self.W_out = _param(d_mlp, d_model, std=std_out)  # (d_mlp, d_model)
+        self.b_in = _param(d_mlp, std=0) if bias else None
+        self.b_out = _param(d_model, std=0) if bias else None
+        self.act = activation_fn(act)
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, pos, d_model) -> (batch, pos, d_model)."""
+        pre = x @ self.W_in if self.b_in is None else x @ self.W_in + self.b_in  # (batch, pos, d_mlp)
+        post = self.hook_post(self.act(self.hook_pre(pre)))
+        return post @ self.W_out if self.b_out is None else post @ self.W_out + self.b_out
+
+
+class Block(HookedModule):
+    def __init__(self, cfg, std: float):
+        super().__init__()
+        self.norm = cfg.norm
+        self.dropout = cfg.dropout
+        if cfg.norm != "none":
+            self.ln1 = LayerNorm(cfg.d_model)
+            self.ln2 = LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.bias, std)
+        self.mlp = MLPBlock(cfg.d_model, cfg.d_mlp, cfg.activation, cfg.bias, std,
+                            cfg.init_scale / math.sqrt(cfg.d_mlp))
+        for name in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
+            setattr(self, f"hook_{name}", HookPoint())
+
+    def forward(self, resid: torch.Tensor, last_only: bool) -> torch.Tensor:
+        """(batch, pos, d_model) -> (batch, pos or 1, d_model); last_only keeps only the final position."""
+        resid = self.hook_resid_pre(resid)
+        x = self.ln1(resid) if self.norm == "pre" else resid
+        x_q = x[:, -1:] if last_only else x
+        resid = resid[:, -1:] if last_only else resid
+        attn = self.hook_attn_out(F.dropout(self.attn(x_q, x, causal=True), self.dropout, self.training))
+        resid = resid + attn
+        if self.norm == "post":
+            resid = self.ln1(resid)
+        resid = self.hook_resid_mid(resid)
+        x = self.ln2(resid) if self.norm == "pre" else resid
+        mlp = self.hook_mlp_out(F.dropout(self.mlp(x), self.dropout, self.training))
+        resid = resid + mlp
+        if self.norm == "post":
+            resid = self.ln2(resid)
+        return self.hook_resid_post(resid)
+
+
+class Embed(nn.Module):
+    def __init__(self, d_vocab: int, d_model: int, std: float):
+        super().__init__()
+        self.W_E = _param(d_vocab, d_model, std=std)  # (d_vocab, d_model)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.W_E[tokens]  # (batch, pos, d_model)
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, n_ctx: int, d_model: int, std: float):
+        super().__init__()
+        self.W_pos = _param(n_ctx, d_model, std=std)  # (n_ctx, d_model)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.W_pos[: tokens.shape[1]]  # (pos, d_model)
+
+
+class Unembed(nn.Module):
+    def __init__(self, d_model: int, d_vocab_out: int, bias: bool, std: float):
+        super().__init__()
+        self.W_U = _param(d_model, d_vocab_out, std=std)  # (d_model, d_vocab_out)
+        self.b_U = _param(d_vocab_out, std=0) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.W_U if self.b_U is None else x @ self.W_U + self.b_U
+
+
+class Transformer(HookedModule):
+    """Decoder-only transformer. forward(tokens (batch, pos)) -> logits (batch, n_classes).
+
+    Weights are initialised N(0, init_scale²/fan_in) (fan_in = d_model, or d_mlp for W_out),
+    biases and LayerNorm shifts at zero.
+    """
+
+    def __init__(self, cfg, d_vocab: int, d_vocab_out: int, n_ctx: int = 4):
+        super().__init__()
+        self.cfg = cfg
+        std = cfg.init_scale / math.sqrt(cfg.d_model)
+        self.embed = Embed(d_vocab, cfg.d_model, std)
+        self.pos_embed = PosEmbed(n_ctx, cfg.d_model, std)
+        self.hook_embed = HookPoint()
+        self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList(Block(cfg, std) for _ in range(cfg.n_layers))
+        if cfg.norm == "pre":
+            self.ln_final = LayerNorm(cfg.d_model)
+        self.unembed = Unembed(cfg.d_model, d_vocab_out, cfg.bias, std)
+
+    def forward(self, tokens: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """tokens (batch, pos) -> logits (batch, d_vocab_out), or (batch, pos, d_vocab_out) if all_positions."""
+        resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+        resid = F.dropout(resid, self.cfg.dropout, self.training)  # (batch, pos, d_model)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            resid = block(resid, last_only=(i == last and not all_positions))
+        if self.cfg.norm == "pre":
+            resid = self.ln_final(resid)
+        logits = self.unembed(resid)  # (batch, pos or 1, d_vocab_out)
+        return logits if all_positions else logits[:, -1]

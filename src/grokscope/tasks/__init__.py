@@ -1,0 +1,123 @@
+"""Algorithmic datasets: binary-operation tables on Z_p and S_n, split into train/test.
+
+Use `build_task` to get a `Task`; `validate_task` is the same argument check on its own,
+for the config layer.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from grokscope.errors import ConfigError
+from grokscope.tasks._base import Task, make_task
+from grokscope.tasks.modular import MODULAR_OPS, PRIME_OPS, is_prime, modular_table
+from grokscope.tasks.permutations import PERMUTATION_OPS, permutation_table
+
+__all__ = ["MODULAR_OPS", "PERMUTATION_OPS", "Task", "build_task", "validate_task"]
+
+KINDS: tuple[str, ...] = ("modular", "permutation")
+MAX_P = 10_000
+MIN_N, MAX_N = 3, 6
+
+
+def _choices(options: tuple[str, ...]) -> str:
+    """'a', 'b', 'c' — for error messages."""
+    return ", ".join(repr(o) for o in options)
+
+
+def _is_int(value: object) -> bool:
+    """True for real integers (bools excluded)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    """True for finite int/float numbers (bools excluded)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_op(kind: str, op: object) -> None:
+    """``op`` must be one of the ops defined for ``kind``."""
+    ops = MODULAR_OPS if kind == "modular" else PERMUTATION_OPS
+    if not isinstance(op, str) or op not in ops:
+        raise ConfigError(f"task.op: unknown {kind} op {op!r}; choose one of {_choices(ops)}")
+
+
+def _validate_p(op: str, p: object) -> None:
+    """Modulus: an int in 3..MAX_P, and prime when ``op`` needs inverses."""
+    if not _is_int(p) or p < 3:
+        raise ConfigError(f"task.p: must be an integer >= 3, got {p!r}")
+    if p > MAX_P:
+        raise ConfigError(f"task.p: must be <= {MAX_P} (the p*p table gets too large), got {p!r}")
+    if op in PRIME_OPS and not is_prime(p):
+        raise ConfigError(f"task.p: must be a prime for op {op!r}, got {p!r}")
+
+
+def _validate_n(n: object) -> None:
+    """Degree of S_n: an int in MIN_N..MAX_N."""
+    if not _is_int(n) or not MIN_N <= n <= MAX_N:
+        raise ConfigError(
+            f"task.n: must be between {MIN_N} and {MAX_N} for permutation tasks, got {n!r}"
+        )
+
+
+def validate_task(
+    kind: object,
+    op: object,
+    p: object,
+    n: object,
+    train_fraction: object,
+    label_noise: object,
+) -> None:
+    """Raise `ConfigError` naming the first invalid field; return None when all are valid.
+
+    Only the size field that matters for ``kind`` is checked: ``p`` for modular tasks,
+    ``n`` for permutation tasks.
+    """
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"task.kind: must be one of {_choices(KINDS)}, got {kind!r}")
+    _validate_op(kind, op)
+    if kind == "modular":
+        _validate_p(op, p)
+    else:
+        _validate_n(n)
+    if not _is_real(train_fraction) or not 0 < train_fraction < 1:
+        raise ConfigError(f"task.train_fraction: must be in (0, 1), got {train_fraction!r}")
+    if not _is_real(label_noise) or not 0 <= label_noise < 1:
+        raise ConfigError(f"task.label_noise: must be in [0, 1), got {label_noise!r}")
+
+
+def build_task(
+    kind: str,
+    op: str,
+    *,
+    p: int = 97,
+    n: int = 5,
+    train_fraction: float = 0.5,
+    split_seed: int = 0,
+    label_noise: float = 0.0,
+) -> Task:
+    """Build the full table for ``op``, split it with ``split_seed`` and add label noise.
+
+    Raises `ConfigError` for invalid arguments (see `validate_task`).
+    """
+    validate_task(kind, op, p, n, train_fraction, label_noise)
+    if not _is_int(split_seed):
+        raise ConfigError(f"task.split_seed: must be an integer, got {split_seed!r}")
+    if kind == "modular":
+        table = modular_table(op, p)
+        n_values, meta = p, {"p": p}
+    else:
+        x, y, z, elements = permutation_table(op, n)
+        table = (x, y, z)
+        n_values, meta = len(elements), {"n": n, "elements": elements}
+    return make_task(
+        kind,
+        op,
+        n_values,
+        table,
+        train_fraction=float(train_fraction),
+        split_seed=split_seed,
+        label_noise=float(label_noise),
+        meta=meta,
+    )

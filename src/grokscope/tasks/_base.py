@@ -1,0 +1,133 @@
+"""The `Task` container plus the shared split and label-noise helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A full binary-operation table, a train/test split of it and (noisy) train labels.
+
+    Every row ``i`` of the table is one valid ordered pair ``(x[i], y[i])`` with true
+    answer ``z[i]``. Operands and answers are indices in ``0..n_values-1``; the token
+    vocabulary adds two symbols after them: ``op_token`` and ``eq_token``.
+    """
+
+    kind: str  # "modular" | "permutation"
+    op: str
+    n_values: int  # operand symbols; also the number of output classes
+    x: torch.Tensor  # (N,) long
+    y: torch.Tensor  # (N,) long
+    z: torch.Tensor  # (N,) long, true answers
+    train_idx: torch.Tensor  # (n_train,) long, sorted
+    test_idx: torch.Tensor  # (n_test,) long, sorted
+    train_labels: torch.Tensor  # (n_train,) long, z[train_idx] with label noise
+    noisy: torch.Tensor  # (n_train,) bool, True where the label was replaced
+    meta: dict  # JSON-serialisable description
+
+    @property
+    def n_classes(self) -> int:
+        """Number of output classes (== ``n_values``)."""
+        return self.n_values
+
+    @property
+    def op_token(self) -> int:
+        """Token id of the operator symbol."""
+        return self.n_values
+
+    @property
+    def eq_token(self) -> int:
+        """Token id of the '=' symbol."""
+        return self.n_values + 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Operand symbols plus the operator and '=' tokens."""
+        return self.n_values + 2
+
+    def tokens(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``[x, op_token, y, eq_token]`` for table indices ``idx`` (all rows when None).
+
+        Returns a (len(idx), 4) long tensor.
+        """
+        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])  # (L,)
+        op = torch.full_like(x, self.op_token)
+        eq = torch.full_like(x, self.eq_token)
+        return torch.stack([x, op, y, eq], dim=1)  # (L, 4)
+
+
+def _split(
+    n_table: int, train_fraction: float, split_seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random train/test split of ``n_table`` rows; returns sorted (train_idx, test_idx)."""
+    n_train = min(max(round(train_fraction * n_table), 1), n_table - 1)
+    g = torch.Generator().manual_seed(split_seed)
+    perm = torch.randperm(n_table, generator=g)  # (N,)
+    train_idx, _ = torch.sort(perm[:n_train])
+    test_idx, _ = torch.sort(perm[n_train:])
+    return train_idx, test_idx
+
+
+def _apply_noise(
+    labels: torch.Tensor, n_values: int, label_noise: float, split_seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace ``round(label_noise * len(labels))`` labels by uniformly random wrong ones.
+
+    Uses its own generator seeded with ``split_seed + 1`` so that the split and the
+    noise are independent streams. Returns (noisy_labels, noisy_mask), both (n_train,).
+    """
+    n_train = labels.numel()
+    n_noisy = round(label_noise * n_train)
+    noisy = torch.zeros(n_train, dtype=torch.bool)
+    out = labels.clone()
+    if n_noisy == 0:
+        return out, noisy
+    g = torch.Generator().manual_seed(split_seed + 1)
+    where = torch.randperm(n_train, generator=g)[:n_noisy]  # (n_noisy,)
+    # A shift in 1..n_values-1 never maps a label onto itself.
+    shift = torch.randint(1, n_values, (n_noisy,), generator=g)  # (n_noisy,)
+    out[where] = (labels[where] + shift) % n_values
+    noisy[where] = True
+    return out, noisy
+
+
+def make_task(
+    kind: str,
+    op: str,
+    n_values: int,
+    table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    train_fraction: float,
+    split_seed: int,
+    label_noise: float,
+    meta: dict,
+) -> Task:
+    """Split a built ``(x, y, z)`` table, add label noise and wrap everything in a `Task`."""
+    x, y, z = table
+    train_idx, test_idx = _split(z.numel(), train_fraction, split_seed)
+    train_labels, noisy = _apply_noise(z[train_idx], n_values, label_noise, split_seed)
+    meta = {
+        "kind": kind,
+        "op": op,
+        **meta,
+        "n_train": int(train_idx.numel()),
+        "n_test": int(test_idx.numel()),
+        "n_table": int(z.numel()),
+        "n_noisy": int(noisy.sum()),
+    }
+    return Task(
+        kind=kind,
+        op=op,
+        n_values=n_values,
+        x=x,
+        y=y,
+        z=z,
+        train_idx=train_idx,
+        test_idx=test_idx,
+        train_labels=train_labels,
+        noisy=noisy,
+        meta=meta,
+    )

@@ -1,0 +1,99 @@
+"""Run directory layout and atomic writes. See docs/run-format.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, then os.replace (never a half-written file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunDir:
+    """Paths of one run directory and its append-only metrics log."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    figures = property(lambda self: self.path / "figures")
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:08d}.pt"
+
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) for every checkpoint, by step."""
+        if not self.checkpoints.is_dir():
+            return []
+        out = []
+        for p in self.checkpoints.glob("step_*.pt"):
+            try:
+                out.append((int(p.stem.split("_")[1]), p))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def append_metrics(self, record: dict) -> None:
+        """One JSON object per line; flushed at once so a crash loses at most the last line."""
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        """All complete lines of metrics.jsonl (a torn last line is ignored)."""
+        if not self.metrics.exists():
+            return []
+        out = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def read_summary(self) -> dict:
+        return json.loads(self.summary.read_text())
+
+    def read_config_dict(self) -> dict:
+        return json.loads(self.config.read_text())
