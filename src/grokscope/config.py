@@ -113,7 +113,7 @@ class TrainConfig:
     eval_every: int = 100
     """Evaluate every this many steps (besides the dense-early log-spaced evaluations)."""
     eval_per_decade: int = 20
-    """Log-spaced evaluations per decade of steps (dense early: steps 1..20 all evaluated)."""
+    """Log-spaced evaluations per decade of steps (dense early: with 20, every step up to 11)."""
     checkpoint_per_decade: int = 4
     """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
     checkpoint_every: Optional[int] = None

@@ -64,17 +64,31 @@ class Attention(HookedModule):
             setattr(self, f"hook_{name}", HookPoint())
 
     def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """(batch, pos, d_model) -> (batch, head, pos, d_head)."""
+        """x (batch, pos, d_model), W (head, d_model, e), b (head, e) -> (batch, head, pos, e)."""
         B, T, D = x.shape
-        W2 = W.permute(1, 0, 2).reshape(D, self.n_heads * self.d_head)  # (d_model, head*d_head)
+        H, _, E = W.shape
+        W2 = W.permute(1, 0, 2).reshape(D, H * E)  # (d_model, head*e)
         out = x @ W2 if b is None else torch.addmm(b.reshape(-1), x.reshape(B * T, D), W2)
-        return out.reshape(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        return out.reshape(B, T, H, E).transpose(1, 2)
 
-    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, causal: bool) -> torch.Tensor:
-        """x_q: (batch, q_pos, d_model) queries; x_kv: (batch, pos, d_model). Returns (batch, q_pos, d_model)."""
-        q = self.hook_q(self._project(x_q, self.W_Q, self.b_Q))  # (batch, head, q_pos, d_head)
-        k = self.hook_k(self._project(x_kv, self.W_K, self.b_K))  # (batch, head, pos, d_head)
-        v = self.hook_v(self._project(x_kv, self.W_V, self.b_V))  # (batch, head, pos, d_head)
+    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, causal: bool,
+                q_index: torch.Tensor | None = None, kv_index: torch.Tensor | None = None) -> torch.Tensor:
+        """x_q: (batch, q_pos, d_model) queries; x_kv: (batch, pos, d_model). Returns (batch, q_pos, d_model).
+
+        With q_index (batch, q_pos) and kv_index (batch, pos), x_q and x_kv are instead tables
+        (1, rows, d_model) of the distinct inputs; q, k, v are projected once per row and gathered.
+        """
+        q = self._project(x_q, self.W_Q, self.b_Q)  # (batch, head, q_pos, d_head)
+        k, v = self._project(x_kv, torch.cat([self.W_K, self.W_V], dim=-1),  # one matmul for K and V
+                             None if self.b_K is None else torch.cat([self.b_K, self.b_V], dim=-1)
+                             ).split(self.d_head, dim=-1)
+        if q_index is not None:
+            # (1, head, rows, d_head)[0][:, index] -> (head, batch, pos, d_head) -> (batch, head, pos, d_head)
+            q, k, v = (q[0][:, q_index].transpose(0, 1), k[0][:, kv_index].transpose(0, 1),
+                       v[0][:, kv_index].transpose(0, 1))
+        q = self.hook_q(q)  # (batch, head, q_pos, d_head)
+        k = self.hook_k(k)  # (batch, head, pos, d_head)
+        v = self.hook_v(v)  # (batch, head, pos, d_head)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)  # (batch, head, q_pos, pos)
         if causal and q.shape[2] > 1:
             T = k.shape[2]
@@ -122,13 +136,23 @@ class Block(HookedModule):
         for name in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
             setattr(self, f"hook_{name}", HookPoint())
 
-    def forward(self, resid: torch.Tensor, last_only: bool) -> torch.Tensor:
-        """(batch, pos, d_model) -> (batch, pos or 1, d_model); last_only keeps only the final position."""
+    def forward(self, resid: torch.Tensor, last_only: bool, table: torch.Tensor | None = None,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, pos, d_model) -> (batch, pos or 1, d_model); last_only keeps only the final position.
+
+        If `table` (rows, d_model) and `index` (batch, pos) are given, resid == table[index] and the
+        attention projections are computed once per table row (see Transformer.forward).
+        """
         resid = self.hook_resid_pre(resid)
-        x = self.ln1(resid) if self.norm == "pre" else resid
-        x_q = x[:, -1:] if last_only else x
+        if table is None:
+            x = self.ln1(resid) if self.norm == "pre" else resid
+            attn = self.attn(x[:, -1:] if last_only else x, x, causal=True)
+        else:
+            x = (self.ln1(table) if self.norm == "pre" else table)[None]  # (1, rows, d_model)
+            attn = self.attn(x, x, causal=True, q_index=index[:, -1:] if last_only else index,
+                             kv_index=index)
         resid = resid[:, -1:] if last_only else resid
-        attn = self.hook_attn_out(F.dropout(self.attn(x_q, x, causal=True), self.dropout, self.training))
+        attn = self.hook_attn_out(F.dropout(attn, self.dropout, self.training))
         resid = resid + attn
         if self.norm == "post":
             resid = self.ln1(resid)
@@ -189,13 +213,31 @@ class Transformer(HookedModule):
             self.ln_final = LayerNorm(cfg.d_model)
         self.unembed = Unembed(cfg.d_model, d_vocab_out, cfg.bias, std)
 
+    def _hooks_attached(self) -> bool:
+        if not hasattr(self, "_hook_list"):
+            self._hook_list = list(self.hook_points().values())
+        return any(h._forward_hooks or h._forward_pre_hooks for h in self._hook_list)
+
     def forward(self, tokens: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
-        """tokens (batch, pos) -> logits (batch, d_vocab_out), or (batch, pos, d_vocab_out) if all_positions."""
-        resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
-        resid = F.dropout(resid, self.cfg.dropout, self.training)  # (batch, pos, d_model)
+        """tokens (batch, pos) -> logits (batch, d_vocab_out), or (batch, pos, d_vocab_out) if all_positions.
+
+        Fast path (no hooks attached, no embedding dropout): the first block's input depends only
+        on (token, position), so its attention projections are computed once per possible pair
+        (d_vocab * pos rows) and gathered, instead of once per batch row. Same math.
+        """
         last = len(self.blocks) - 1
+        table = index = None
+        if (self.cfg.dropout == 0 or not self.training) and not self._hooks_attached():
+            T = tokens.shape[1]
+            table = (self.embed.W_E[:, None] + self.pos_embed.W_pos[None, :T]).reshape(-1, self.cfg.d_model)
+            index = tokens * T + torch.arange(T, device=tokens.device)  # (batch, pos) rows of table
+            resid = table[index]  # (batch, pos, d_model)
+        else:
+            resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+            resid = F.dropout(resid, self.cfg.dropout, self.training)  # (batch, pos, d_model)
         for i, block in enumerate(self.blocks):
-            resid = block(resid, last_only=(i == last and not all_positions))
+            resid = block(resid, last_only=(i == last and not all_positions),
+                          table=table if i == 0 else None, index=index)
         if self.cfg.norm == "pre":
             resid = self.ln_final(resid)
         logits = self.unembed(resid)  # (batch, pos or 1, d_vocab_out)

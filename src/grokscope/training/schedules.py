@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def log_spaced(total: int, per_decade: int) -> set[int]:
     """Integer steps round(10**(k/per_decade)) <= total, plus 0. per_decade=20 gives every step
-    up to ~20, then about 12% apart; per_decade=0 gives only {0}."""
+    up to 11, then about 12% apart; per_decade=0 gives only {0}."""
     out = {0}
     if per_decade <= 0:
         return out

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grokscope import ModelConfig
+from grokscope.models import MLP, Transformer, build_model
+from grokscope.tasks import build_task
+
+
+@pytest.fixture
+def task():
+    return build_task("modular", "x+y", p=23, train_fraction=0.5, split_seed=0)
+
+
+@pytest.mark.parametrize("norm", ["none", "pre", "post"])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_last_position_shortcut_matches_full_computation(task, norm, n_layers):
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_layers=n_layers, d_model=32, n_heads=4, d_mlp=64, norm=norm, activation="gelu")
+    model = Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes).double()
+    tokens = task.tokens()[:200]
+    fast = model(tokens)  # (batch, classes), table + last-position shortcuts
+    full = model(tokens, all_positions=True)  # (batch, pos, classes), every position
+    assert fast.shape == (200, task.n_classes) and full.shape == (200, 4, task.n_classes)
+    torch.testing.assert_close(fast, full[:, -1], rtol=1e-10, atol=1e-10)
+    logits_hooked, cache = model.run_with_cache(tokens)  # hooks attached: the plain path
+    torch.testing.assert_close(logits_hooked, fast, rtol=1e-10, atol=1e-10)
+    assert cache[f"blocks.{n_layers - 1}.attn.hook_pattern"].shape == (200, 4, 1, 4)
+    # causal: at the first block, position 0 attends only to itself
+    pattern0 = model.run_with_cache(tokens, all_positions=True)[1]["blocks.0.attn.hook_pattern"]
+    assert torch.all(pattern0[:, :, 0, 1:] == 0)
+    torch.testing.assert_close(pattern0.sum(-1), torch.ones_like(pattern0.sum(-1)))
+
+
+def test_gradients_match_between_paths(task):
+    torch.manual_seed(1)
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64, norm="post")
+    model = Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes).double()
+    tokens, labels = task.tokens()[:64], task.z[:64]
+    torch.nn.functional.cross_entropy(model(tokens), labels).backward()
+    fast = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(tokens, all_positions=True)[:, -1], labels).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(fast[n], p.grad, rtol=1e-9, atol=1e-12, msg=n)
+
+
+def test_transformerlens_names_and_shapes(task):
+    cfg = ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, norm="none")
+    model = build_model(cfg, task)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert shapes["embed.W_E"] == (task.vocab_size, 32)
+    assert shapes["pos_embed.W_pos"] == (4, 32)
+    assert shapes["blocks.0.attn.W_Q"] == (4, 32, 8)
+    assert shapes["blocks.0.attn.W_O"] == (4, 8, 32)
+    assert shapes["blocks.0.mlp.W_in"] == (32, 64) and shapes["blocks.0.mlp.W_out"] == (64, 32)
+    assert shapes["unembed.W_U"] == (32, task.n_classes)
+    assert not any("ln" in n for n in shapes)
+    hooks = set(model.hook_points())
+    assert {"blocks.0.attn.hook_pattern", "blocks.0.mlp.hook_post", "blocks.0.hook_resid_post",
+            "hook_embed"} <= hooks
+
+
+def test_hooks_can_edit_activations(task):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, norm="none"), task)
+    tokens = task.tokens()[:10]
+    with model.hooks([("blocks.0.mlp.hook_post", lambda act, name: torch.zeros_like(act))]):
+        ablated = model(tokens)
+    assert not torch.allclose(ablated, model(tokens))
+    with pytest.raises(KeyError, match="unknown hook point"):
+        with model.hooks([("nope", lambda a, n: a)]):
+            pass
+
+
+def test_bias_flag_and_init_scale(task):
+    torch.manual_seed(0)
+    m1 = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, bias=False), task)
+    assert not any(n.split(".")[-1].startswith("b_") for n, _ in m1.named_parameters())
+    torch.manual_seed(0)
+    m3 = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, bias=False, init_scale=3.0), task)
+    for (n, a), (_, b) in zip(m1.named_parameters(), m3.named_parameters()):
+        if n.endswith(".w") or n.endswith(".b"):
+            continue
+        torch.testing.assert_close(b, 3.0 * a)
+
+
+@pytest.mark.parametrize("mlp_input", ["embed", "onehot"])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "quadratic"])
+def test_mlp(task, mlp_input, activation):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", n_layers=2, d_model=16, d_mlp=40, mlp_input=mlp_input,
+                      activation=activation, bias=False)
+    model = build_model(cfg, task)
+    assert isinstance(model, MLP)
+    logits, cache = model.run_with_cache(task.tokens()[:7])
+    assert logits.shape == (7, task.n_classes)
+    assert cache["layers.1.hook_post"].shape == (7, 40)
+    first = dict(model.named_parameters())["layers.0.W"]
+    assert first.shape == ((32 if mlp_input == "embed" else 46), 40)
+    if activation == "quadratic":
+        torch.testing.assert_close(cache["layers.0.hook_post"], cache["layers.0.hook_pre"] ** 2)
+    if mlp_input == "onehot":  # the one-hot input reads only x and y
+        x = task.tokens()[:7]
+        torch.testing.assert_close(cache["hook_input"][:, : task.n_values].argmax(1), x[:, 0])
+        torch.testing.assert_close(cache["hook_input"][:, task.n_values:].argmax(1), x[:, 2])
