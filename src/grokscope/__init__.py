@@ -17,8 +17,8 @@ from grokscope.config import (
 )
 from grokscope.errors import ConfigError
 from grokscope.presets import get_preset, list_presets
-from grokscope.training.loop import RunResult, train
 from grokscope.tracking.rundir import RunDir
+from grokscope.training.loop import RunResult, train
 
 __all__ = [
     "ConfigError",

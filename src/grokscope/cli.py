@@ -21,16 +21,13 @@ commands:
 `grokscope train --help` lists every config field."""
 
 
-_BOOLS = (bool, typing.Optional[bool])
-
-
 class UsageError(Exception):
     """Bad command line; printed as one line, exit code 2."""
 
 
 def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str], bool]:
     """-> (preset, out, {dotted field: text}, quiet)."""
-    from grokscope.config import RunConfig, field_names
+    from grokscope.config import RunConfig, field_names, is_bool_type
 
     hints = _leaf_types(RunConfig)
     names = set(field_names())
@@ -46,13 +43,13 @@ def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str],
             i += 1
             continue
         negated = _negated(key)
-        if negated in names and hints.get(negated) in _BOOLS and not eq:
+        if negated in names and is_bool_type(hints.get(negated)) and not eq:
             overrides[negated] = "false"
             i += 1
             continue
         if not eq:
             nxt = argv[i + 1] if i + 1 < len(argv) else None
-            if key in names and hints.get(key) in _BOOLS and (
+            if key in names and is_bool_type(hints.get(key)) and (
                     nxt is None or nxt.startswith("--")):
                 value = "true"
                 i += 1

@@ -10,13 +10,15 @@ import dataclasses
 import difflib
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from grokscope.errors import ConfigError
 
 CONFIG_VERSION = 1
+_UNIONS = (typing.Union, types.UnionType)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class TaskConfig:
     """n of the permutation group S_n (3..6)."""
     train_fraction: float = 0.5
     """Fraction of the valid ordered pairs of the table used for training."""
-    split_seed: Optional[int] = None
+    split_seed: int | None = None
     """Seed of the train/test split; None uses the run's seed."""
     label_noise: float = 0.0
     """Fraction of training labels replaced by random wrong labels."""
@@ -89,7 +91,7 @@ class OptimConfig:
     """Learning rate after warmup: constant, cosine decay or linear decay to min_lr_ratio*lr."""
     min_lr_ratio: float = 0.0
     """Final lr as a fraction of lr for the cosine and linear schedules."""
-    grad_clip: Optional[float] = None
+    grad_clip: float | None = None
     """Clip the global gradient norm to this value; None disables clipping."""
 
     @property
@@ -104,7 +106,7 @@ class TrainConfig:
 
     steps: int = 10_000
     """Optimizer steps (the budget)."""
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     """Minibatch size; None trains full batch. Minibatches are drawn by seeded epoch permutations."""
     loss: Literal["ce", "mse"] = "ce"
     """Cross-entropy, or mean squared error against one-hot targets."""
@@ -116,7 +118,7 @@ class TrainConfig:
     """Log-spaced evaluations per decade of steps (dense early: with 20, every step up to 11)."""
     checkpoint_per_decade: int = 4
     """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
-    checkpoint_every: Optional[int] = None
+    checkpoint_every: int | None = None
     """Also checkpoint every this many steps; None for log-spaced only."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """Device; auto picks cuda, then mps, then cpu."""
@@ -128,7 +130,7 @@ class TrainConfig:
 class LogConfig:
     """What the run writes besides metrics.jsonl."""
 
-    progress: Optional[bool] = None
+    progress: bool | None = None
     """Show a progress bar; None shows it only when stderr is a terminal."""
     figure: bool = True
     """Save figures/curves.png at the end of the run."""
@@ -154,6 +156,11 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------------- validation
+
+
+def is_bool_type(tp: Any) -> bool:
+    """bool, or bool | None."""
+    return tp is bool or (typing.get_origin(tp) in _UNIONS and set(typing.get_args(tp)) == {bool, type(None)})
 
 
 def _is_int(v: Any) -> bool:
@@ -225,7 +232,7 @@ def _check_types(obj: Any, prefix: str) -> None:
 
 def _matches(tp: Any, value: Any) -> bool:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union:
+    if origin in _UNIONS:
         return any(_matches(a, value) for a in args)
     if origin is Literal:
         return value in args and not isinstance(value, bool)
@@ -247,7 +254,7 @@ def _matches(tp: Any, value: Any) -> bool:
 
 def _describe(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union:
+    if origin in _UNIONS:
         return " or ".join(_describe(a) for a in args)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
@@ -330,7 +337,7 @@ def _suggest(key: str, names: Any) -> str:
 def parse_value(name: str, tp: Any, text: str) -> Any:
     """Convert a command-line string to the annotated type of field `name`."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union:
+    if origin in _UNIONS:
         if type(None) in args and text.lower() in ("none", "null"):
             return None
         errors = []

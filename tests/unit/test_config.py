@@ -28,7 +28,8 @@ def test_power2022_matches_paper():
     c = get_preset("power2022")
     assert (c.task.op, c.task.p, c.task.train_fraction) == ("x/y", 97, 0.5)
     assert (c.model.n_layers, c.model.d_model, c.model.n_heads) == (2, 128, 4)
-    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas) == ("adamw", 1e-3, 1.0, (0.9, 0.98))
+    o = c.optim
+    assert (o.name, o.lr, o.weight_decay, o.betas) == ("adamw", 1e-3, 1.0, (0.9, 0.98))
     assert (c.optim.warmup_steps, c.train.batch_size, c.train.steps) == (10, 512, 100_000)
 
 

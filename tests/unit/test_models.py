@@ -79,7 +79,8 @@ def test_bias_flag_and_init_scale(task):
     m1 = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, bias=False), task)
     assert not any(n.split(".")[-1].startswith("b_") for n, _ in m1.named_parameters())
     torch.manual_seed(0)
-    m3 = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, bias=False, init_scale=3.0), task)
+    cfg3 = ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, bias=False, init_scale=3.0)
+    m3 = build_model(cfg3, task)
     for (n, a), (_, b) in zip(m1.named_parameters(), m3.named_parameters()):
         if n.endswith(".w") or n.endswith(".b"):
             continue

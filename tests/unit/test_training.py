@@ -73,7 +73,7 @@ def test_float32_ce_underflows_where_float64_does_not():
 
 @pytest.mark.parametrize("name", ["adamw", "adam", "sgd", "rmsprop"])
 def test_weight_decay_coupling(name):
-    """One step on a zero gradient: decoupled decay shrinks by lr*wd; coupled L2 goes through the update rule."""
+    """One step on a zero gradient: decoupled decay shrinks by lr*wd; coupled L2 goes through the rule."""
     w = torch.nn.Parameter(torch.ones(3))
     opt = build_optimizer(OptimConfig(name=name, lr=0.1, weight_decay=0.5, momentum=0.0), [w])
     w.grad = torch.zeros(3)

@@ -20,8 +20,9 @@ def save_curves(records: list[dict], path: str | Path, *, title: str = "",
 
     Step 0 is drawn at step 1 (log axis). Memorization and generalization steps are marked.
     """
-    from grokscope.tracking.rundir import atomic_write_bytes
     import io
+
+    from grokscope.tracking.rundir import atomic_write_bytes
 
     plt = _pyplot()
     steps = [max(r["step"], 1) for r in records]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -153,7 +156,8 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *,
     atomic_write_json(rd.summary, {**base_summary, "status": "running"})
     show = progress if progress is not None else (cfg.log.progress if cfg.log.progress is not None
                                                   else sys.stderr.isatty())
-    status, records, wall = _run_steps(cfg, task, model, optimizer, rd, device, config_dict, show)
+    with _sigterm_as_interrupt():
+        status, records, wall = _run_steps(cfg, task, model, optimizer, rd, device, config_dict, show)
     last = records[-1] if records else {}
     summary = {
         **base_summary,
@@ -170,6 +174,23 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *,
         save_curves(records, rd.figures / "curves.png", title=cfg.name or rd.path.name,
                     events=summary["events"])
     return RunResult(rd.path, summary, records)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM ends the run like Ctrl-C: checkpoint, status 'interrupted' (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_steps(cfg: RunConfig, task: Task, model, optimizer, rd: RunDir, device, config_dict,
