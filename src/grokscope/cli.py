@@ -38,6 +38,7 @@ def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str],
         if not arg.startswith("--"):
             raise UsageError(f"train: unexpected argument {arg!r}; options look like --optim.lr 3e-3")
         key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")  # --task.train-fraction == --task.train_fraction
         if key == "quiet":
             quiet = True
             i += 1
@@ -70,9 +71,9 @@ def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str],
 
 
 def _negated(key: str) -> str | None:
-    """'log.no-figure' -> 'log.figure' (tyro's spelling of a false boolean flag)."""
+    """'log.no_figure' -> 'log.figure' (tyro's spelling of a false boolean flag)."""
     head, _, leaf = key.rpartition(".")
-    if not leaf.startswith("no-"):
+    if not leaf.startswith("no_"):
         return None
     return f"{head}.{leaf[3:]}" if head else leaf[3:]
 
@@ -138,7 +139,8 @@ def _train_help(argv: list[str]) -> int:
     print("usage: grokscope train [--preset NAME] [--out DIR] [--quiet] [--FIELD VALUE ...]\n"
           "Defaults below are those of the preset; booleans also take true/false.\n")
     try:
-        tyro.cli(RunConfig, default=get_preset(preset), args=["--help"], prog="grokscope train")
+        tyro.cli(RunConfig, default=get_preset(preset), args=["--help"], prog="grokscope train",
+                 use_underscores=True)
     except SystemExit:
         pass
     return 0
