@@ -224,8 +224,8 @@ def _run_steps(cfg: RunConfig, task: Task, model, optimizer, rd: RunDir, device,
              "elapsed": time.perf_counter() - t0}
         rd.append_metrics(r)
         records.append(r)
-        bar.set_postfix(train=f"{train_acc:.3f}", test=f"{test_acc:.3f}", loss=f"{train_loss:.3g}",
-                        refresh=False)
+        bar.set_postfix({"train acc": f"{train_acc:.3f}", "test acc": f"{test_acc:.3f}",
+                         "loss": f"{train_loss:.3g}"}, refresh=False)
         return r
 
     lr = lr_at(cfg.optim, 0, tr.steps)
