@@ -21,8 +21,9 @@ def demo() -> RunConfig:
     """Fast grokking on a laptop CPU: x+y mod 31, 50% train, 1-layer transformer (d_model 64).
 
     Full batch AdamW lr 3e-3, wd 2, 3,000 steps. Measured on a 2-core CPU (1 thread): train
-    accuracy reaches 0.99 at step ~63-79 while test accuracy sits near 0.1-0.5, then test
-    reaches 0.99 at step 1,100-1,500 (seeds 0-2: delay ratio 14-21x); ~20 s of training.
+    accuracy reaches 0.99 at step 71-79 while test accuracy sits at 0.2-0.5, then test reaches
+    0.99 at step 1,650 / 1,050 / 1,600 for seeds 0 / 1 / 2 (delay ratio 23x / 13x / 23x);
+    about 20-28 s of training.
     """
     return RunConfig(
         name="demo",
@@ -39,6 +40,11 @@ def power2022() -> RunConfig:
 
     2-layer post-LN transformer, d_model 128, 4 heads, d_mlp 512, ReLU; AdamW lr 1e-3, wd 1,
     betas (0.9, 0.98), 10 warmup steps, batch 512 (= min(512, |train|/2)), budget 1e5 steps.
+
+    Measured here (2-core CPU, 1 thread, seed 0): train accuracy >= 0.99 at step 500, test
+    accuracy >= 0.99 at step 3,000 (229 s of training including evaluations), 1.0 from step
+    3,500 on. The paper's Fig. 1 shows the jump near 1e5 steps for its setup; this model
+    (learned positions, float64 loss, fan-in init) groks far earlier, well within the budget.
     """
     return RunConfig(
         name="power2022",
