@@ -134,6 +134,14 @@ class LogConfig:
     """Show a progress bar; None shows it only when stderr is a terminal."""
     figure: bool = True
     """Save figures/curves.png at the end of the run."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to RUN/tensorboard (needs: pip install grokscope[tb])."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs: pip install grokscope[wandb])."""
+    wandb_project: str = "grokscope"
+    """W&B project name."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """W&B mode: offline writes RUN/wandb and needs no account; online needs `wandb login`."""
 
 
 @dataclass(frozen=True)
