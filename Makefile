@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -e .
 	touch $@
 
+# the test suite also exercises the optional sinks (TensorBoard, W&B offline)
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,tb,wandb]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import sys
 import typing
+from pathlib import Path
 
 USAGE = """usage: grokscope <command> [options]
 
 commands:
-  train [--preset NAME] [--out DIR] [--FIELD VALUE ...]   train one run (default preset: demo)
+  train [--preset NAME | --config JSON] [--out DIR] [--FIELD VALUE ...]
+                                                          train one run (default preset: demo)
+  resume RUN [--steps N]                                  continue a run from its last checkpoint
   presets                                                 list presets and what to expect
-  show RUN                                                summary table of a run directory
+  show RUN                                                summary table of a run (events, phases)
+  report RUN                                              write RUN/report.html (self-contained)
+  compare RUN RUN... [--out PNG] [--metric KEY]           overlay runs in one figure
 
 `grokscope train --help` lists every config field."""
 
@@ -26,7 +31,7 @@ class UsageError(Exception):
 
 
 def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str], bool]:
-    """-> (preset, out, {dotted field: text}, quiet)."""
+    """-> (preset or 'config:PATH', out, {dotted field: text}, quiet)."""
     from grokscope.config import RunConfig, field_names, is_bool_type
 
     hints = _leaf_types(RunConfig)
@@ -63,6 +68,8 @@ def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str],
             i += 1
         if key == "preset":
             preset = value
+        elif key == "config":
+            preset = "config:" + value
         elif key == "out":
             out = value
         else:
@@ -107,17 +114,33 @@ def cmd_train(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         return _train_help(argv)
     preset, out, overrides, quiet = _split_train_args(argv)
-    cfg = apply_overrides(get_preset(preset), overrides)
+    if preset.startswith("config:"):
+        from grokscope.config import load_json
+
+        path = Path(preset[len("config:"):])
+        if not path.is_file():
+            raise UsageError(f"config: {str(path)!r} is not a file")
+        base = load_json(path.read_text())
+    else:
+        base = get_preset(preset)
+    cfg = apply_overrides(base, overrides)
 
     from grokscope.training.loop import train
 
     result = train(cfg, out, progress=False if quiet else None)
+    return _print_result(result)
+
+
+def _print_result(result) -> int:
     s = result.summary
     ev = s["events"]
     print(f"run:     {result.path}")
     print(f"status:  {s['status']} after {s['steps_done']} steps, {s['wall_seconds']:.1f} s")
     print(f"final:   train acc {s['final']['train_acc']:.3f}, test acc {s['final']['test_acc']:.3f}")
     print(f"events:  memorized at step {ev['memorized_step']}, generalized at step {ev['generalized_step']}")
+    print(f"phase:   {s['phase']}" + (" (still on plateau)" if s.get("still_on_plateau") else ""))
+    if s.get("stop_reason"):
+        print(f"stopped: {s['stop_reason']}")
     fig = result.path / "figures" / "curves.png"
     if fig.exists():
         print(f"figure:  {fig}")
@@ -136,7 +159,7 @@ def _train_help(argv: list[str]) -> int:
             preset = argv[i + 1]
         elif a.startswith("--preset="):
             preset = a.split("=", 1)[1]
-    print("usage: grokscope train [--preset NAME] [--out DIR] [--quiet] [--FIELD VALUE ...]\n"
+    print("usage: grokscope train [--preset NAME | --config JSON] [--out DIR] [--quiet] [--FIELD VALUE ...]\n"
           "Defaults below are those of the preset; booleans also take true/false.\n")
     try:
         tyro.cli(RunConfig, default=get_preset(preset), args=["--help"], prog="grokscope train",
@@ -144,6 +167,79 @@ def _train_help(argv: list[str]) -> int:
     except SystemExit:
         pass
     return 0
+
+
+def _options(argv: list[str], allowed: dict[str, type], command: str) -> tuple[list[str], dict]:
+    """Split `argv` into positionals and --name VALUE options of the given types."""
+    pos, opts, i = [], {}, 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--"):
+            key, eq, value = a[2:].partition("=")
+            if key == "quiet":
+                opts["quiet"], i = True, i + 1
+                continue
+            if key not in allowed:
+                raise UsageError(f"{command}: unknown option --{key}; allowed: "
+                                 + ", ".join(f"--{k}" for k in [*allowed, "quiet"]))
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{key}: missing value after --{key}")
+                value, i = argv[i + 1], i + 1
+            try:
+                opts[key] = allowed[key](value)
+            except ValueError:
+                raise UsageError(f"{key}: must be {allowed[key].__name__}, got {value!r}") from None
+        else:
+            pos.append(a)
+        i += 1
+    return pos, opts
+
+
+def cmd_resume(argv: list[str]) -> int:
+    pos, opts = _options(argv, {"steps": int}, "resume")
+    if len(pos) != 1:
+        raise UsageError("resume: give exactly one run directory: grokscope resume RUN [--steps N]")
+    from grokscope.training.loop import resume
+
+    result = resume(pos[0], steps=opts.get("steps"), progress=False if opts.get("quiet") else None)
+    return _print_result(result)
+
+
+def cmd_report(argv: list[str]) -> int:
+    pos, opts = _options(argv, {"gap": int}, "report")
+    if len(pos) != 1:
+        raise UsageError("report: give exactly one run directory: grokscope report RUN")
+    _require_run(pos[0])
+    from grokscope.report.html import write_report
+
+    print(write_report(pos[0], **({"gap": opts["gap"]} if "gap" in opts else {})))
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    pos, opts = _options(argv, {"out": str, "metric": str}, "compare")
+    if len(pos) < 2:
+        raise UsageError("compare: give two or more run directories: grokscope compare RUN RUN ...")
+    for p in pos:
+        _require_run(p)
+    metric = opts.get("metric", "test_acc")
+    if metric not in ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "lr"):
+        raise UsageError(f"metric: must be one of train_acc, test_acc, train_loss, test_loss, "
+                         f"weight_norm, lr, got {metric!r}")
+    from grokscope.report.html import write_compare
+
+    print(write_compare(pos, opts.get("out", "compare.png"), metric=metric))
+    return 0
+
+
+def _require_run(path: str):
+    from grokscope.tracking.rundir import RunDir
+
+    rd = RunDir(path)
+    if not rd.config.is_file():
+        raise UsageError(f"run: {path!r} is not a run directory (no config.json)")
+    return rd
 
 
 def cmd_presets(argv: list[str]) -> int:
@@ -158,19 +254,18 @@ def cmd_presets(argv: list[str]) -> int:
 
 
 def cmd_show(argv: list[str]) -> int:
-    from grokscope.tracking.rundir import RunDir
-
-    if len(argv) != 1:
+    pos, opts = _options(argv, {"gap": int}, "show")
+    if len(pos) != 1:
         raise UsageError("show: give exactly one run directory: grokscope show RUN")
-    rd = RunDir(argv[0])
-    if not rd.config.is_file():
-        raise UsageError(f"run: {argv[0]!r} is not a run directory (no config.json)")
+    rd = _require_run(pos[0])
     from grokscope import detect
 
     cfg = rd.read_config_dict()
     summary = rd.read_summary() if rd.summary.is_file() else {}
     records = rd.read_metrics()
-    ev = detect.events(records)
+    analysis = detect.analyze(records, gap=opts.get("gap", detect.DEFAULT_GAP))  # recomputed
+    ev = analysis["events"]
+    timeline = " -> ".join(f"{p['name']} {p['start']}-{p['end']}" for p in analysis["phases"])
     last = records[-1] if records else {}
     t = cfg["task"]
     what = f"{t['op']} mod {t['p']}" if t["kind"] == "modular" else f"{t['op']} in S_{t['n']}"
@@ -188,6 +283,9 @@ def cmd_show(argv: list[str]) -> int:
         ("memorized step", _fmt(ev["memorized_step"])),
         ("generalized step", _fmt(ev["generalized_step"])),
         ("delay ratio", _fmt(ev["delay_ratio"])),
+        ("sharpness", f"{_fmt(ev['sharpness'])} steps (test acc 10% -> 90% of its rise)"),
+        ("outcome", analysis["phase"] + (" (still on plateau)" if analysis["still_on_plateau"] else "")),
+        ("phases", timeline or "-"),
         ("checkpoints", str(len(rd.list_checkpoints()))),
     ]
     width = max(len(k) for k, _ in rows)
@@ -204,7 +302,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-COMMANDS = {"train": cmd_train, "presets": cmd_presets, "show": cmd_show}
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "presets": cmd_presets, "show": cmd_show,
+            "report": cmd_report, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

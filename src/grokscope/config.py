@@ -120,6 +120,18 @@ class TrainConfig:
     """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
     checkpoint_every: int | None = None
     """Also checkpoint every this many steps; None for log-spaced only."""
+    stop_when: Literal["budget", "target", "after_generalization"] = "budget"
+    """When to stop: 'budget' (all steps), 'target' (test acc >= stop_target at stop_patience
+    consecutive evaluations) or 'after_generalization' (stop_after steps after test acc first
+    holds >= 0.99). Never on a validation plateau: a grokking run's plateau is where it grows."""
+    stop_target: float = 0.99
+    """Test accuracy for stop_when='target'."""
+    stop_patience: int = 3
+    """Consecutive evaluations at or above stop_target needed to stop."""
+    stop_after: int = 1000
+    """Steps to keep training after generalization for stop_when='after_generalization'."""
+    resume_every_seconds: float = 60.0
+    """Also write checkpoints/latest.pt at most this often (for resume after a crash); 0 disables."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """Device; auto picks cuda, then mps, then cpu."""
     threads: int = 1
@@ -218,6 +230,11 @@ def validate(cfg: RunConfig) -> RunConfig:
            tr.checkpoint_per_decade)
     _check(tr.checkpoint_every is None or tr.checkpoint_every >= 1, "train.checkpoint_every",
            "must be >= 1 or None", tr.checkpoint_every)
+    _check(0 < tr.stop_target <= 1, "train.stop_target", "must be in (0, 1]", tr.stop_target)
+    _check(tr.stop_patience >= 1, "train.stop_patience", "must be >= 1", tr.stop_patience)
+    _check(tr.stop_after >= 0, "train.stop_after", "must be >= 0", tr.stop_after)
+    _check(tr.resume_every_seconds >= 0, "train.resume_every_seconds", "must be >= 0 (0 disables)",
+           tr.resume_every_seconds)
     _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
     _check(cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
     return cfg

@@ -1,9 +1,9 @@
 """Events, phases and the outcome class of a run, from its metrics records alone.
 
 All crossings are read on a smoothed curve: the centered running median over 5 evaluations
-(shrinking to 3 at the ends). On a monotone curve that is the curve itself; a single spike (one
-evaluation far above its neighbours) never passes it, so a lone spike in test accuracy is not
-grokking.
+(3 next to the ends; the first and last points are averaged with their one neighbour). Inside a
+monotone curve that is the curve itself; a single spike (one evaluation far above its
+neighbours) never passes it, so a lone spike in test accuracy is not grokking.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PHASES = ("memorization", "plateau", "grokking", "converged")
 
 
 def smooth(values: list[float], window: int = 5) -> list[float]:
-    """Centered running median; the window shrinks symmetrically at both ends (3 at the ends)."""
+    """Centered running median; the window shrinks symmetrically near the ends (to 3, then 2)."""
     half = window // 2
     n = len(values)
     out = []

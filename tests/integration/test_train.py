@@ -13,7 +13,7 @@ from grokscope.config import from_dict
 from grokscope.models import build_model
 from grokscope.tasks import build_task
 from grokscope.training.checkpoint import load_checkpoint
-from grokscope.training.loop import evaluate
+from grokscope.training.common import evaluate
 from tests.conftest import tiny_grokking_config
 
 TIMING = {"elapsed"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grokscope import OptimConfig
-from grokscope.training.loop import _Sampler
+from grokscope.training.common import Sampler as _Sampler
 from grokscope.training.losses import loss_fn
 from grokscope.training.optim import build_optimizer, lr_at
 from grokscope.training.schedules import StepSchedule, log_spaced

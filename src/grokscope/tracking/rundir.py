@@ -13,10 +13,23 @@ import torch
 FORMAT_VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_in(path: Path) -> tuple[int, str]:
+    """A temp file beside `path`, with the permissions a plain open() would give (mkstemp: 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory, then os.replace (never a half-written file)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_in(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -37,7 +50,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_in(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -63,8 +76,9 @@ class RunDir:
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:08d}.pt"
 
-    def list_checkpoints(self) -> list[tuple[int, Path]]:
-        """(step, path) for every checkpoint, by step."""
+    def list_checkpoints(self, include_latest: bool = False) -> list[tuple[int, Path]]:
+        """(step, path) for every step_*.pt checkpoint by step; with include_latest also the rolling
+        checkpoints/latest.pt (its step is read from the file)."""
         if not self.checkpoints.is_dir():
             return []
         out = []
@@ -73,6 +87,9 @@ class RunDir:
                 out.append((int(p.stem.split("_")[1]), p))
             except ValueError:
                 continue
+        latest = self.checkpoints / "latest.pt"
+        if include_latest and latest.is_file():
+            out.append((int(torch.load(latest, map_location="cpu", weights_only=True)["step"]), latest))
         return sorted(out)
 
     def append_metrics(self, record: dict) -> None:

@@ -1,131 +1,53 @@
-"""The training loop: RunConfig -> run directory (config, metrics, checkpoints, summary, figure)."""
+"""The training loop: RunConfig -> run directory; and resuming a run from its last checkpoint.
+
+A resumed run continues exactly as an uninterrupted one: checkpoints hold the model, optimizer,
+sampler (batch order) and torch RNG states, and resuming first drops the metric lines written
+after the checkpoint it starts from.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-import platform
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from grokscope import detect
-from grokscope.config import RunConfig, to_dict, validate
+from grokscope.config import RunConfig, from_dict, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model
-from grokscope.tasks import Task, build_task
-from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json
-from grokscope.training.checkpoint import save_checkpoint
+from grokscope.tasks import build_task
+from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text
+from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
+from grokscope.training.common import (
+    Sampler,
+    check_out,
+    default_out,
+    evaluate,
+    resolve_device,
+    versions,
+    weight_norm,
+)
 from grokscope.training.losses import loss_fn
+from grokscope.training.monitor import Monitor
 from grokscope.training.optim import build_optimizer, lr_at
 from grokscope.training.schedules import StepSchedule
-
-_EVAL_CHUNK = 65_536
-_BATCH_SEED_OFFSET = 0x9E3779B9  # keeps the batch-order stream apart from the init stream
 
 
 @dataclass
 class RunResult:
-    """What `train` returns: the run directory, its summary and its metric records."""
+    """What `train` and `resume` return: the run directory, its summary and its metric records."""
 
     path: Path
     summary: dict
     metrics: list[dict]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available; use auto or cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("train.device: 'mps' requested but MPS is not available; use auto or cpu")
-    return torch.device(name)
-
-
-def default_out(cfg: RunConfig, root: str | os.PathLike = "runs") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{cfg.name or 'run'}"
-    path, i = base, 1
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    return path
-
-
-def check_out(out: str | os.PathLike) -> Path:
-    """A run may only go into a new or empty directory: never clobber results."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"out: {str(path)!r} is a file; give a directory path for the run")
-    if path.is_dir() and any(path.iterdir()):
-        raise ConfigError(f"out: {str(path)!r} already exists and is not empty; choose a new directory")
-    return path
-
-
-def versions() -> dict:
-    from grokscope import __version__
-
-    return {"grokscope": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
-class _Sampler:
-    """Seeded minibatches: successive slices of per-epoch permutations of the training set."""
-
-    def __init__(self, n: int, batch_size: int | None, seed: int):
-        self.n = n
-        self.batch = n if batch_size is None else min(batch_size, n)
-        self.gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
-        self.perm = torch.arange(n)
-        self.pos = n  # forces a fresh permutation on the first draw
-
-    def next(self) -> torch.Tensor | None:
-        """Indices into the training set, or None for the full batch."""
-        if self.batch >= self.n:
-            return None
-        if self.pos + self.batch > self.n:
-            self.perm = torch.randperm(self.n, generator=self.gen)
-            self.pos = 0
-        idx = self.perm[self.pos:self.pos + self.batch]
-        self.pos += self.batch
-        return idx
-
-    def state(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
-             loss: str = "ce", dtype: str = "float64") -> tuple[float, float]:
-    """(mean loss, accuracy) of `model` on tokens (n, 4) with labels (n,), in chunks."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct, n = 0.0, 0, tokens.shape[0]
-    for i in range(0, n, _EVAL_CHUNK):
-        logits = model(tokens[i:i + _EVAL_CHUNK])  # (chunk, classes)
-        lab = labels[i:i + _EVAL_CHUNK]
-        total_loss += loss_fn(logits, lab, loss, dtype).item() * lab.shape[0]
-        correct += (logits.argmax(-1) == lab).sum().item()
-    model.train(was_training)
-    return total_loss / max(n, 1), correct / max(n, 1)
-
-
-def weight_norm(model: torch.nn.Module) -> float:
-    """Global L2 norm of all parameters."""
-    with torch.no_grad():
-        return math.sqrt(sum(p.double().pow(2).sum().item() for p in model.parameters()))
 
 
 def train(config: RunConfig, out: str | os.PathLike | None = None, *,
@@ -135,133 +57,252 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *,
     Everything is checked before the directory is created, so bad input leaves nothing behind.
     """
     cfg = validate(config)
+    _check_sinks(cfg)
     device = resolve_device(cfg.train.device)
     rd = RunDir(check_out(out) if out is not None else default_out(cfg))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    task = build_task(cfg.task.kind, cfg.task.op, p=cfg.task.p, n=cfg.task.n,
-                      train_fraction=cfg.task.train_fraction,
-                      split_seed=cfg.effective_split_seed, label_noise=cfg.task.label_noise)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, task).to(device)
-    optimizer = build_optimizer(cfg.optim, model.parameters())
-
+    run = _Run(cfg, rd, device)
     rd.path.mkdir(parents=True, exist_ok=True)
     rd.checkpoints.mkdir(exist_ok=True)
-    config_dict = to_dict(cfg)
-    atomic_write_json(rd.config, config_dict)
-    base_summary = {"format_version": FORMAT_VERSION, "name": cfg.name, "task": task.meta,
-                    "n_parameters": sum(p.numel() for p in model.parameters()),
-                    "device": str(device), "versions": versions()}
-    atomic_write_json(rd.summary, {**base_summary, "status": "running"})
-    show = progress if progress is not None else (cfg.log.progress if cfg.log.progress is not None
-                                                  else sys.stderr.isatty())
-    with _sigterm_as_interrupt():
-        status, records, wall = _run_steps(cfg, task, model, optimizer, rd, device, config_dict, show)
-    last = records[-1] if records else {}
-    summary = {
-        **base_summary,
-        "status": status,
-        "wall_seconds": wall,
-        "steps_done": last.get("step", 0),
-        "final": {k: last.get(k) for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
-        "events": detect.events(records),
-    }
-    atomic_write_json(rd.summary, summary)
-    if cfg.log.figure and records:
-        from grokscope.report.plots import save_curves
-
-        save_curves(records, rd.figures / "curves.png", title=cfg.name or rd.path.name,
-                    events=summary["events"])
-    return RunResult(rd.path, summary, records)
+    atomic_write_json(rd.config, to_dict(cfg))
+    return run.go(progress, resumed_from=None)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM ends the run like Ctrl-C: checkpoint, status 'interrupted' (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
+           progress: bool | None = None) -> RunResult:
+    """Continue a run from its newest checkpoint; `steps` raises the budget (train.steps)."""
+    rd = RunDir(run_dir)
+    if not rd.config.is_file():
+        raise ConfigError(f"run: {str(run_dir)!r} is not a run directory (no config.json)")
+    ckpts = rd.list_checkpoints(include_latest=True)
+    if not ckpts:
+        raise ConfigError(f"run: {str(run_dir)!r} has no checkpoint to resume from")
+    cfg = from_dict(rd.read_config_dict())
+    previous = rd.read_summary() if rd.summary.is_file() else {}
+    if steps is None and previous.get("status") == "completed":
+        raise ConfigError(f"run: {str(run_dir)!r} already completed ({previous.get('stop_reason') or 'budget'}); "
+                          "pass --steps N to train it further")
+    if steps is not None:
+        cfg = replace(cfg, train=replace(cfg.train, steps=steps))
+    cfg = validate(cfg)
+    _check_sinks(cfg)
+    step, path = ckpts[-1]
+    if step >= cfg.train.steps:
+        raise ConfigError(f"steps: the run already has {step} of {cfg.train.steps} steps; "
+                          f"pass --steps N with N > {step} to continue it")
+    device = resolve_device(cfg.train.device)
+    run = _Run(cfg, rd, device)
+    run.restore(load_checkpoint(path, map_location=device))
+    atomic_write_json(rd.config, to_dict(cfg))
+    return run.go(progress, resumed_from=step)
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _check_sinks(cfg: RunConfig) -> None:
+    from grokscope.tracking.sinks import check_sinks
+
+    check_sinks(cfg.log)
 
 
-def _run_steps(cfg: RunConfig, task: Task, model, optimizer, rd: RunDir, device, config_dict,
-               show: bool) -> tuple[str, list[dict], float]:
-    from tqdm import tqdm
+class _Run:
+    """One training session over a run directory (fresh or restored)."""
 
-    tr = cfg.train
-    tokens = task.tokens().to(device)  # (n_table, 4)
-    train_idx, test_idx = task.train_idx.to(device), task.test_idx.to(device)
-    train_tokens, train_labels = tokens[train_idx], task.train_labels.to(device)
-    test_tokens, test_labels = tokens[test_idx], task.z.to(device)[test_idx]
-    sampler = _Sampler(train_tokens.shape[0], tr.batch_size, cfg.seed)
-    evals = StepSchedule(tr.steps, tr.eval_per_decade, tr.eval_every)
-    ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
-    check_every_step = device.type == "cpu"
-    records: list[dict] = []
-    status = "completed"
-    t0 = time.perf_counter()
-    bar = tqdm(total=tr.steps, disable=not show, dynamic_ncols=True, desc=cfg.name or "train")
+    def __init__(self, cfg: RunConfig, rd: RunDir, device: torch.device):
+        self.cfg, self.rd, self.device = cfg, rd, device
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        t = cfg.task
+        self.task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
+                               split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, self.task).to(device)
+        self.optimizer = build_optimizer(cfg.optim, self.model.parameters())
+        tokens = self.task.tokens().to(device)  # (n_table, 4)
+        self.train_x = tokens[self.task.train_idx.to(device)]
+        self.train_y = self.task.train_labels.to(device)
+        self.test_x = tokens[self.task.test_idx.to(device)]
+        self.test_y = self.task.z.to(device)[self.task.test_idx.to(device)]
+        self.sampler = Sampler(self.train_x.shape[0], cfg.train.batch_size, cfg.seed)
+        self.step, self.elapsed0, self.records = 0, 0.0, []
+        self.monitor = Monitor(cfg.train)
+        self.stop_signal: int | None = None
 
-    def checkpoint(step: int) -> None:
-        save_checkpoint(rd.checkpoint_path(step), step=step, model=model, optimizer=optimizer,
-                        config=config_dict, extra={"sampler": sampler.state(),
-                                                   "torch_rng": torch.get_rng_state()})
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state(state["extra"]["sampler"])
+        torch.set_rng_state(state["extra"]["torch_rng"])
+        self.step = state["step"]
+        self.elapsed0 = state["extra"].get("elapsed", 0.0)
+        # forget what was logged after the checkpoint: it will be recomputed identically
+        self.records = [r for r in self.rd.read_metrics() if r["step"] <= self.step]
+        atomic_write_text(self.rd.metrics, "".join(_line(r) for r in self.records))
+        events = [e for e in _read_jsonl(self.rd.path / "events.jsonl") if e["step"] <= self.step]
+        atomic_write_text(self.rd.path / "events.jsonl", "".join(_line(e) for e in events))
+        for r in self.records:  # replay silently so live events and stop rules continue
+            self.monitor.update(r)
+        for ckpt_step, path in self.rd.list_checkpoints():
+            if ckpt_step > self.step:
+                path.unlink()
 
-    def record(step: int, lr: float) -> dict:
-        train_loss, train_acc = evaluate(model, train_tokens, train_labels, tr.loss, tr.loss_dtype)
-        test_loss, test_acc = evaluate(model, test_tokens, test_labels, tr.loss, tr.loss_dtype)
-        r = {"step": step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-             "test_acc": test_acc, "weight_norm": weight_norm(model), "lr": lr,
-             "elapsed": time.perf_counter() - t0}
-        rd.append_metrics(r)
-        records.append(r)
+    def go(self, progress: bool | None, resumed_from: int | None) -> RunResult:
+        from grokscope.tracking.sinks import MultiTracker, build_trackers
+
+        cfg, rd = self.cfg, self.rd
+        previous = rd.read_summary() if resumed_from is not None and rd.summary.is_file() else {}
+        base = {"format_version": FORMAT_VERSION, "name": cfg.name, "task": self.task.meta,
+                "n_parameters": sum(p.numel() for p in self.model.parameters()),
+                "device": str(self.device), "versions": versions(),
+                "resumed_from": previous.get("resumed_from", []) + ([resumed_from] if resumed_from is not None
+                                                                     else [])}
+        atomic_write_json(rd.summary, {**base, "status": "running"})
+        self.tracker = MultiTracker(build_trackers(cfg.log, rd.path))
+        self.tracker.start(to_dict(cfg), rd.path)
+        show = progress if progress is not None else (
+            cfg.log.progress if cfg.log.progress is not None else sys.stderr.isatty())
+        with self._signals():
+            status, reason = self._loop(show)
+        wall = self._elapsed()
+        if status == "diverged":  # a timed latest.pt may hold the diverging weights
+            (rd.checkpoints / "latest.pt").unlink(missing_ok=True)
+        analysis = detect.analyze(self.records)
+        last = self.records[-1] if self.records else {}
+        summary = {**base, "status": status, "stop_reason": reason,
+                   "wall_seconds": wall, "steps_done": self.step,
+                   "final": {k: last.get(k) for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
+                   "events": analysis["events"], "phase": analysis["phase"],
+                   "phases": analysis["phases"], "still_on_plateau": analysis["still_on_plateau"]}
+        atomic_write_json(rd.summary, summary)
+        self.tracker.finish(summary)
+        if cfg.log.figure and self.records:
+            from grokscope.report.plots import save_curves
+
+            save_curves(self.records, rd.figures / "curves.png", title=cfg.name or rd.path.name,
+                        events=summary["events"], analysis=analysis)
+        return RunResult(rd.path, summary, self.records)
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """SIGINT/SIGTERM finish the current step, checkpoint, and end the run as 'interrupted'.
+
+        A second SIGINT interrupts at once (KeyboardInterrupt)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _checkpoint(self, path: Path) -> None:
+        save_checkpoint(path, step=self.step, model=self.model, optimizer=self.optimizer,
+                        config=to_dict(self.cfg),
+                        extra={"sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(),
+                               "elapsed": self._elapsed()})
+
+    def _elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def _evaluate(self, lr: float, bar) -> dict:
+        tr = self.cfg.train
+        train_loss, train_acc = evaluate(self.model, self.train_x, self.train_y, tr.loss, tr.loss_dtype)
+        test_loss, test_acc = evaluate(self.model, self.test_x, self.test_y, tr.loss, tr.loss_dtype)
+        r = {"step": self.step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
+             "test_acc": test_acc, "weight_norm": weight_norm(self.model), "lr": lr,
+             "elapsed": self._elapsed()}
+        self.tracker.log({k: v for k, v in r.items() if k != "step"}, self.step)
+        self.records.append(r)
+        for name, message in self.monitor.update(r):
+            self.tracker.event(name, self.step, message)
+            if not bar.disable:
+                bar.write(f"[grokscope] {message}")
         bar.set_postfix({"train acc": f"{train_acc:.3f}", "test acc": f"{test_acc:.3f}",
                          "loss": f"{train_loss:.3g}"}, refresh=False)
         return r
 
-    lr = lr_at(cfg.optim, 0, tr.steps)
-    record(0, lr)
-    checkpoint(0)
-    model.train()
-    step = 0
-    try:
-        for step in range(1, tr.steps + 1):
-            lr = lr_at(cfg.optim, step - 1, tr.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = sampler.next()
-            x, y = (train_tokens, train_labels) if idx is None else (train_tokens[idx], train_labels[idx])
-            loss = loss_fn(model(x), y, tr.loss, tr.loss_dtype)
-            if check_every_step and not math.isfinite(loss.item()):
-                status = "diverged"
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            bar.update(1)
-            if step in evals:
-                r = record(step, lr)
-                if not (math.isfinite(r["train_loss"]) and math.isfinite(r["weight_norm"])):
-                    status = "diverged"
+    def _loop(self, show: bool) -> tuple[str, str | None]:
+        from tqdm import tqdm
+
+        cfg, tr, rd = self.cfg, self.cfg.train, self.rd
+        evals = StepSchedule(tr.steps, tr.eval_per_decade, tr.eval_every)
+        ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
+        check_every_step = self.device.type == "cpu"
+        self.t0 = time.perf_counter()
+        last_save = self.t0
+        bar = tqdm(total=tr.steps, initial=self.step, disable=not show, dynamic_ncols=True,
+                   desc=cfg.name or "train")
+        lr = lr_at(cfg.optim, max(self.step - 1, 0), tr.steps)
+        if self.step == 0:
+            self._evaluate(lr, bar)
+            self._checkpoint(rd.checkpoint_path(0))
+        self.model.train()
+        status, reason = "completed", None
+        try:
+            while self.step < tr.steps:
+                if self.stop_signal is not None:
+                    status = "interrupted"
+                    reason = f"signal {signal.Signals(self.stop_signal).name}"
+                    self._checkpoint(rd.checkpoint_path(self.step))
                     break
-            if step in ckpts:
-                checkpoint(step)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        checkpoint(step)
-    finally:
-        bar.close()
-    if status == "completed" and (not records or records[-1]["step"] != step):
-        record(step, lr)
-    return status, records, time.perf_counter() - t0
+                lr = lr_at(cfg.optim, self.step, tr.steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                idx = self.sampler.next()
+                x, y = (self.train_x, self.train_y) if idx is None else (self.train_x[idx], self.train_y[idx])
+                loss = loss_fn(self.model(x), y, tr.loss, tr.loss_dtype)
+                if check_every_step and not math.isfinite(loss.item()):
+                    status, reason = "diverged", f"non-finite training loss at step {self.step + 1}"
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                bar.update(1)
+                stop = None
+                if self.step in evals:
+                    r = self._evaluate(lr, bar)
+                    if not (math.isfinite(r["train_loss"]) and math.isfinite(r["weight_norm"])):
+                        status, reason = "diverged", f"non-finite loss or weights at step {self.step}"
+                        break
+                stop = self.monitor.stop_reason(self.step)
+                if stop is not None and self.records[-1]["step"] != self.step:
+                    self._evaluate(lr, bar)
+                if self.step in ckpts or stop is not None:
+                    self._checkpoint(rd.checkpoint_path(self.step))
+                elif tr.resume_every_seconds and time.perf_counter() - last_save >= tr.resume_every_seconds:
+                    self._checkpoint(rd.checkpoints / "latest.pt")
+                    last_save = time.perf_counter()
+                if stop is not None:
+                    reason = stop
+                    break
+        finally:
+            bar.close()
+        return status, reason
+
+
+def _line(obj: dict) -> str:
+    import json
+
+    return json.dumps(obj) + "\n"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    import json
+
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

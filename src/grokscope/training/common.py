@@ -1,0 +1,110 @@
+"""Pieces the training loop is built from: device, output directory, sampler, evaluation."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grokscope.config import RunConfig
+from grokscope.errors import ConfigError
+from grokscope.training.losses import loss_fn
+
+_EVAL_CHUNK = 65_536
+_BATCH_SEED_OFFSET = 0x9E3779B9  # keeps the batch-order stream apart from the init stream
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available; use auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("train.device: 'mps' requested but MPS is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def default_out(cfg: RunConfig, root: str | os.PathLike = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{cfg.name or 'run'}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+def check_out(out: str | os.PathLike) -> Path:
+    """A run may only go into a new or empty directory: never clobber results."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"out: {str(path)!r} is a file; give a directory path for the run")
+    if path.is_dir() and any(path.iterdir()):
+        raise ConfigError(f"out: {str(path)!r} already exists and is not empty; choose a new directory")
+    return path
+
+
+def versions() -> dict:
+    from grokscope import __version__
+
+    return {"grokscope": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+class Sampler:
+    """Seeded minibatches: successive slices of per-epoch permutations of the training set."""
+
+    def __init__(self, n: int, batch_size: int | None, seed: int):
+        self.n = n
+        self.batch = n if batch_size is None else min(batch_size, n)
+        self.gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
+        self.perm = torch.arange(n)
+        self.pos = n  # forces a fresh permutation on the first draw
+
+    def next(self) -> torch.Tensor | None:
+        """Indices into the training set, or None for the full batch."""
+        if self.batch >= self.n:
+            return None
+        if self.pos + self.batch > self.n:
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.batch]
+        self.pos += self.batch
+        return idx
+
+    def state(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.perm, self.pos = state["perm"], state["pos"]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
+             loss: str = "ce", dtype: str = "float64") -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on tokens (n, 4) with labels (n,), in chunks."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, n = 0.0, 0, tokens.shape[0]
+    for i in range(0, n, _EVAL_CHUNK):
+        logits = model(tokens[i:i + _EVAL_CHUNK])  # (chunk, classes)
+        lab = labels[i:i + _EVAL_CHUNK]
+        total_loss += loss_fn(logits, lab, loss, dtype).item() * lab.shape[0]
+        correct += (logits.argmax(-1) == lab).sum().item()
+    model.train(was_training)
+    return total_loss / max(n, 1), correct / max(n, 1)
+
+
+def weight_norm(model: torch.nn.Module) -> float:
+    """Global L2 norm of all parameters."""
+    with torch.no_grad():
+        return math.sqrt(sum(p.double().pow(2).sum().item() for p in model.parameters()))

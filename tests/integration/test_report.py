@@ -1,0 +1,162 @@
+"""The HTML report of a real tiny run: self-contained, complete, and rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from grokscope import RunDir, detect, train
+from grokscope.report.html import write_compare, write_report
+from tests.conftest import tiny_grokking_config
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+IDS = ("headline", "key-numbers", "timeline", "fig-curves", "fig-norms", "events", "config")
+SHOT_COPY = Path("/tmp/grokscope_report_shot.png")
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+
+class _Collect(HTMLParser):
+    """Every start tag's attributes, by tag; ids; and the text of the key-numbers table."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.ids: set[str] = set()
+        self.key_text: list[str] = []
+        self._in_key = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if "id" in a:
+            self.ids.add(a["id"])
+        if a.get("id") == "key-numbers":
+            self._in_key = 1
+        elif self._in_key and tag == "table":
+            self._in_key += 1
+
+    def handle_endtag(self, tag):
+        if self._in_key and tag == "table":
+            self._in_key -= 1
+
+    def handle_data(self, data):
+        if self._in_key:
+            self.key_text.append(data)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny grokking run (about 4 s) with its report written."""
+    result = train(tiny_grokking_config(), tmp_path_factory.mktemp("report") / "run", progress=False)
+    report = write_report(result.path)
+    return result, report
+
+
+def _key_number(html: str, key: str) -> str:
+    m = re.search(rf'<tr data-key="{key}"><th>[^<]*</th><td class="num">([^<]*)</td>', html)
+    assert m, key
+    return m.group(1)
+
+
+def test_report_is_written_with_figures(run):
+    result, report = run
+    assert report == result.path / "report.html"
+    for name in ("curves.png", "norms.png"):
+        assert (result.path / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    assert not [p for p in result.path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_report_html_is_self_contained_and_complete(run):
+    result, report = run
+    text = report.read_text()
+    parser = _Collect()
+    parser.feed(text)
+    assert set(IDS) <= parser.ids
+    imgs = [a["src"] for tag, a in parser.tags if tag == "img"]
+    assert len(imgs) == 2
+    for src in imgs:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    for tag, attrs in parser.tags:  # nothing is fetched from anywhere
+        for name in ("src", "href", "action", "poster", "srcset"):
+            value = attrs.get(name) or ""
+            assert not value.startswith(("http:", "https:", "//", "file:")), (tag, name, value)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:|//)", text)
+    assert "http://" not in text and "https://" not in text
+    assert not [t for t, _ in parser.tags if t in ("script", "iframe", "object", "embed")]
+
+    ev, analysis = result.summary["events"], detect.analyze(result.metrics)
+    assert analysis["events"]["memorized_step"] == ev["memorized_step"] is not None
+    assert analysis["events"]["generalized_step"] == ev["generalized_step"] is not None
+    assert _key_number(text, "memorized_step") == f"{ev['memorized_step']:,}"
+    assert _key_number(text, "generalized_step") == f"{ev['generalized_step']:,}"
+    assert _key_number(text, "outcome") == analysis["phase"]
+    assert analysis["phase"] in ("grokking", "comprehension")  # depends on the gap (default 1000)
+    assert _key_number(text, "status") == "completed"
+    key_text = "".join(parser.key_text)
+    assert f"{ev['memorized_step']:,}" in key_text and f"{ev['generalized_step']:,}" in key_text
+    assert "tiny — x+y mod 23" in text
+    assert re.search(rf"(Grokked|Generalized): train accuracy reached 0.99 at step {ev['memorized_step']:,}, "
+                     rf"test accuracy at step {ev['generalized_step']:,} \(\d+\.\dx later\)", text)
+    for seg in analysis["phases"]:
+        assert f'data-phase="{seg["name"]}"' in text
+
+
+def test_report_is_rewritten_in_place(run):
+    result, report = run
+    before = report.read_text()
+    assert write_report(result.path, gap=100) == report  # mem ~45, gen ~510: grokking at this gap
+    after = report.read_text()
+    assert "outcome gap 100 steps" in after and before != after
+    assert _key_number(after, "outcome") == "grokking"
+    assert '<p id="headline" class="grokking">Grokked: ' in after
+    write_report(result.path)  # back to the default for the other tests
+
+
+def test_write_compare(run, tmp_path):
+    result, _ = run
+    out = write_compare([result.path, result.path], tmp_path / "cmp.png", metric="test_loss")
+    assert out == tmp_path / "cmp.png" and out.read_bytes()[:8] == PNG_MAGIC
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+@needs_chromium
+def test_chromium_renders_the_dom(run, tmp_path):
+    result, report = run
+    proc = _chromium(tmp_path, "--dump-dom", report.resolve().as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    for id_ in IDS:
+        assert f'id="{id_}"' in dom, id_
+    ev = RunDir(result.path).read_summary()["events"]
+    assert f"{ev['memorized_step']:,}" in dom and f"{ev['generalized_step']:,}" in dom
+    assert "data:image/png;base64," in dom
+
+
+@needs_chromium
+def test_chromium_screenshot_is_not_blank(run, tmp_path):
+    _, report = run
+    shot = tmp_path / "shot.png"
+    proc = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", report.resolve().as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 30_000, len(data)  # a blank page is a few kB
+    try:  # a copy to look at by hand; best effort
+        shutil.copyfile(shot, SHOT_COPY)
+    except OSError:
+        pass
