@@ -144,6 +144,8 @@ def _print_result(result) -> int:
     fig = result.path / "figures" / "curves.png"
     if fig.exists():
         print(f"figure:  {fig}")
+    if (result.path / "report.html").exists():
+        print(f"report:  {result.path / 'report.html'}")
     return {"completed": 0, "interrupted": 130}.get(s["status"], 1)
 
 

@@ -146,6 +146,8 @@ class LogConfig:
     """Show a progress bar; None shows it only when stderr is a terminal."""
     figure: bool = True
     """Save figures/curves.png at the end of the run."""
+    report: bool = True
+    """Write RUN/report.html (self-contained HTML report) at the end of the run."""
     tensorboard: bool = False
     """Also write TensorBoard event files to RUN/tensorboard (needs: pip install grokscope[tb])."""
     wandb: bool = False

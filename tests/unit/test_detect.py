@@ -22,7 +22,9 @@ def curve(train_center=None, test_center=None, test_floor=0.02, test_top=1.0, tr
     out = []
     for s in STEPS:
         tr = 0.02 + (train_top - 0.02) * sigmoid(s, train_center, 15) if train_center else 0.05
-        te = test_floor + (test_top - test_floor) * sigmoid(s, test_center, width) if test_center else test_floor
+        te = test_floor
+        if test_center:
+            te += (test_top - test_floor) * sigmoid(s, test_center, width)
         if noise:
             tr = min(1.0, max(0.0, tr + rng.gauss(0, noise)))
             te = min(1.0, max(0.0, te + rng.gauss(0, noise)))

@@ -79,7 +79,8 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
     cfg = from_dict(rd.read_config_dict())
     previous = rd.read_summary() if rd.summary.is_file() else {}
     if steps is None and previous.get("status") == "completed":
-        raise ConfigError(f"run: {str(run_dir)!r} already completed ({previous.get('stop_reason') or 'budget'}); "
+        why = previous.get("stop_reason") or "budget"
+        raise ConfigError(f"run: {str(run_dir)!r} already completed ({why}); "
                           "pass --steps N to train it further")
     if steps is not None:
         cfg = replace(cfg, train=replace(cfg.train, steps=steps))
@@ -172,7 +173,11 @@ class _Run:
                    "phases": analysis["phases"], "still_on_plateau": analysis["still_on_plateau"]}
         atomic_write_json(rd.summary, summary)
         self.tracker.finish(summary)
-        if cfg.log.figure and self.records:
+        if self.records and cfg.log.report:
+            from grokscope.report.html import write_report
+
+            write_report(rd.path)  # draws figures/curves.png and norms.png too
+        elif self.records and cfg.log.figure:
             from grokscope.report.plots import save_curves
 
             save_curves(self.records, rd.figures / "curves.png", title=cfg.name or rd.path.name,
