@@ -39,6 +39,9 @@ class TaskConfig:
     """Seed of the train/test split; None uses the run's seed."""
     label_noise: float = 0.0
     """Fraction of training labels replaced by random wrong labels."""
+    augment: Literal["none", "commutative"] = "none"
+    """'commutative' adds the swapped pair (y, x) of every training pair (commutative ops only);
+    the effective train fraction grows (0.3 -> ~0.51), recorded in summary.json's task."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
     name: Literal["adamw", "adam", "sgd", "rmsprop"] = "adamw"
-    """adamw (decoupled weight decay), adam (coupled L2 in the gradient), sgd (momentum), rmsprop."""
+    """Update rule: adamw/adam (Adam; they differ only in the default weight_decay_mode), sgd
+    (with momentum), rmsprop."""
     lr: float = 1e-3
     """Peak learning rate."""
     betas: tuple[float, float] = (0.9, 0.98)
@@ -82,7 +86,30 @@ class OptimConfig:
     eps: float = 1e-8
     """Adam/RMSprop epsilon."""
     weight_decay: float = 1.0
-    """Weight decay; decoupled for adamw, coupled L2 for adam, sgd and rmsprop."""
+    """Weight decay strength (see weight_decay_mode)."""
+    weight_decay_mode: Literal["auto", "decoupled", "coupled", "to_init"] = "auto"
+    """decoupled: w -= lr*wd*w (AdamW); coupled: L2 added to the gradient (torch Adam/SGD
+    weight_decay); to_init: w -= lr*wd*(w - w_init), decay toward the initialization. auto is
+    decoupled for adamw, coupled otherwise; the saved config.json records the resolved mode."""
+    decay_params: Literal["all", "matrices"] = "all"
+    """Which parameters decay: all, or only matrices (>= 2-D: no biases, no LayerNorm)."""
+    orthograd: bool = False
+    """Wrap the optimizer in ⊥Grad (Prieto et al. 2025): drop each gradient's component along its
+    weights, rescaled to the original norm (adamw + orthograd = ⊥AdamW)."""
+    grokfast: Literal["none", "ema", "ma"] = "none"
+    """Grokfast gradient filter (Lee et al. 2024): ema (g += lamb*EMA(g)) or ma (g += lamb*mean of
+    the last window gradients)."""
+    grokfast_alpha: float = 0.98
+    """Grokfast-EMA momentum alpha."""
+    grokfast_lamb: float = 2.0
+    """Grokfast amplification lambda of the slow gradient."""
+    grokfast_window: int = 100
+    """Grokfast-MA window (gradients averaged)."""
+    grokfast_filter: Literal["mean", "sum"] = "mean"
+    """Grokfast-MA: mean or sum over the window."""
+    norm_constraint: float | None = None
+    """Rescale all parameters after every step to this global L2 norm (Omnigrok's constrained
+    runs); 0 holds the norm at initialization (after init_scale); None disables."""
     momentum: float = 0.9
     """Momentum for sgd and rmsprop."""
     warmup_steps: int = 10
@@ -95,8 +122,10 @@ class OptimConfig:
     """Clip the global gradient norm to this value; None disables clipping."""
 
     @property
-    def weight_decay_mode(self) -> str:
-        """'decoupled' for adamw, 'coupled' (L2 added to the gradient) for the others."""
+    def decay_mode(self) -> str:
+        """weight_decay_mode with 'auto' resolved: decoupled for adamw, coupled otherwise."""
+        if self.weight_decay_mode != "auto":
+            return self.weight_decay_mode
         return "decoupled" if self.name == "adamw" else "coupled"
 
 
@@ -108,8 +137,9 @@ class TrainConfig:
     """Optimizer steps (the budget)."""
     batch_size: int | None = None
     """Minibatch size; None trains full batch. Minibatches are drawn by seeded epoch permutations."""
-    loss: Literal["ce", "mse"] = "ce"
-    """Cross-entropy, or mean squared error against one-hot targets."""
+    loss: Literal["ce", "mse", "stablemax"] = "ce"
+    """Cross-entropy, mean squared error against one-hot targets, or StableMax cross-entropy
+    (Prieto et al. 2025: s(x) = x+1 for x >= 0, 1/(1-x) for x < 0 instead of exp)."""
     loss_dtype: Literal["float32", "float64"] = "float64"
     """Precision of the loss computation (float32 softmax underflows on confident logits)."""
     eval_every: int = 100
@@ -120,6 +150,27 @@ class TrainConfig:
     """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
     checkpoint_every: int | None = None
     """Also checkpoint every this many steps; None for log-spaced only."""
+    dropout_schedule: Literal["constant", "linear", "steps"] = "constant"
+    """Dropout over training: constant (model.dropout), linear (model.dropout -> dropout_final
+    over the budget) or steps (values set at the steps in dropout_milestones)."""
+    dropout_final: float = 0.0
+    """Final dropout of the linear schedule."""
+    dropout_milestones: str = ""
+    """For dropout_schedule=steps: 'STEP:VALUE,...', e.g. '1000:0.1,5000:0' (model.dropout before)."""
+    curriculum: Literal["none", "max_operand", "sum", "random"] = "none"
+    """Reveal the training set in stages ordered by this difficulty score (none: all at once)."""
+    curriculum_stages: int = 4
+    """Number of curriculum stages (stage k shows the k+1 easiest chunks)."""
+    curriculum_advance: Literal["steps", "accuracy"] = "steps"
+    """Advance every curriculum_stage_steps steps, or when train acc on the current stage >=
+    curriculum_threshold (checked at evaluations)."""
+    curriculum_stage_steps: int = 1000
+    """Steps per curriculum stage (advance=steps)."""
+    curriculum_threshold: float = 0.99
+    """Train accuracy on the revealed pairs needed to advance (advance=accuracy)."""
+    init_from: str | None = None
+    """Start from the weights of another run directory (its newest checkpoint), e.g. pretrain on
+    x+y and fine-tune on x-y; shapes must match. The source is recorded in summary.json's lineage."""
     stop_when: Literal["budget", "target", "after_generalization"] = "budget"
     """When to stop: 'budget' (all steps), 'target' (test acc >= stop_target at stop_patience
     consecutive evaluations) or 'after_generalization' (stop_after steps after test acc first
@@ -222,6 +273,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", o.warmup_steps)
     _check(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]", o.min_lr_ratio)
     _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or None", o.grad_clip)
+    _check(0 <= o.grokfast_alpha < 1, "optim.grokfast_alpha", "must be in [0, 1)", o.grokfast_alpha)
+    _check(o.grokfast_lamb >= 0, "optim.grokfast_lamb", "must be >= 0", o.grokfast_lamb)
+    _check(o.grokfast_window >= 1, "optim.grokfast_window", "must be >= 1", o.grokfast_window)
+    _check(o.norm_constraint is None or o.norm_constraint >= 0, "optim.norm_constraint",
+           "must be >= 0 (0 = norm at init) or None", o.norm_constraint)
     tr = cfg.train
     _check(1 <= tr.steps <= 100_000_000, "train.steps", "must be an integer in 1..1e8", tr.steps)
     _check(tr.batch_size is None or tr.batch_size >= 1, "train.batch_size",
@@ -232,6 +288,17 @@ def validate(cfg: RunConfig) -> RunConfig:
            tr.checkpoint_per_decade)
     _check(tr.checkpoint_every is None or tr.checkpoint_every >= 1, "train.checkpoint_every",
            "must be >= 1 or None", tr.checkpoint_every)
+    _check(0 <= tr.dropout_final < 1, "train.dropout_final", "must be in [0, 1)", tr.dropout_final)
+    dropout_milestones(tr.dropout_milestones)
+    _check(tr.dropout_schedule != "steps" or tr.dropout_milestones != "", "train.dropout_milestones",
+           "must be set for dropout_schedule=steps, like '1000:0.1,5000:0'", tr.dropout_milestones)
+    _check(tr.curriculum_stages >= 1, "train.curriculum_stages", "must be >= 1", tr.curriculum_stages)
+    _check(tr.curriculum_stage_steps >= 1, "train.curriculum_stage_steps", "must be >= 1",
+           tr.curriculum_stage_steps)
+    _check(0 < tr.curriculum_threshold <= 1, "train.curriculum_threshold", "must be in (0, 1]",
+           tr.curriculum_threshold)
+    _check(tr.init_from is None or tr.init_from != "", "train.init_from", "must be a run directory or None",
+           tr.init_from)
     _check(0 < tr.stop_target <= 1, "train.stop_target", "must be in (0, 1]", tr.stop_target)
     _check(tr.stop_patience >= 1, "train.stop_patience", "must be >= 1", tr.stop_patience)
     _check(tr.stop_after >= 0, "train.stop_after", "must be >= 0", tr.stop_after)
@@ -240,6 +307,22 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
     _check(cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
     return cfg
+
+
+def dropout_milestones(text: str) -> list[tuple[int, float]]:
+    """Parse 'STEP:VALUE,...' into sorted (step, dropout) pairs; ConfigError names the field."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        step, sep, value = part.partition(":")
+        try:
+            pair = (int(step), float(value))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or pair[0] < 0 or not 0 <= pair[1] < 1:
+            raise ConfigError(f"train.dropout_milestones: expected 'STEP:VALUE,...' with VALUE in [0, 1), "
+                              f"got {text!r}")
+        out.append(pair)
+    return sorted(out)
 
 
 def _check_types(obj: Any, prefix: str) -> None:
@@ -297,9 +380,9 @@ def _describe(tp: Any) -> str:
 
 
 def to_dict(cfg: RunConfig) -> dict:
-    """Plain JSON-ready dict, with the derived weight-decay mode recorded for readers."""
+    """Plain JSON-ready dict; optim.weight_decay_mode is written resolved (never 'auto')."""
     d = dataclasses.asdict(cfg)
-    d["optim"]["weight_decay_mode"] = cfg.optim.weight_decay_mode
+    d["optim"]["weight_decay_mode"] = cfg.optim.decay_mode  # 'auto' resolved: explicit in every run
     d["config_version"] = CONFIG_VERSION
     return d
 
@@ -307,8 +390,6 @@ def to_dict(cfg: RunConfig) -> dict:
 def from_dict(d: dict) -> RunConfig:
     """Inverse of to_dict; unknown keys raise ConfigError."""
     d = {k: v for k, v in d.items() if k != "config_version"}
-    if isinstance(d.get("optim"), dict):
-        d["optim"] = {k: v for k, v in d["optim"].items() if k != "weight_decay_mode"}
     return _build(RunConfig, d, "")
 
 

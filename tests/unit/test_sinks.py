@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,17 @@ def _wandb_records(path: Path):
             buf = b""
 
 
+def _read_until_run(log: Path, timeout: float = 20.0):
+    """wandb's service process may still be flushing the file under heavy load: poll for the run record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(_wandb_records(log))
+        runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        if runs or time.monotonic() > deadline:
+            return records, runs
+        time.sleep(0.2)
+
+
 def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
@@ -161,8 +173,7 @@ def test_wandb_offline_run_writes_history_config_and_summary(tmp_path, monkeypat
         (offline,) = (run_dir / "wandb").glob("offline-run-*")
         (log,) = offline.glob("run-*.wandb")
 
-        records = list(_wandb_records(log))
-        runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        records, runs = _read_until_run(log)
         assert runs[0].project == "grokscope-test" and runs[0].display_name == name
         config = {u.key: json.loads(u.value_json) for u in runs[0].config.update}
         assert {k: config[k] for k in CONFIG} == CONFIG

@@ -40,6 +40,7 @@ class MLP(HookedModule):
     def __init__(self, cfg, n_values: int, n_classes: int):
         super().__init__()
         self.cfg = cfg
+        self.dropout_p = cfg.dropout  # mutable: dropout schedules change it during training
         self.n_values = n_values
         s = cfg.init_scale
         if cfg.mlp_input == "embed":
@@ -66,5 +67,5 @@ class MLP(HookedModule):
             h = h.to(self.W_U.dtype)  # (batch, 2*n_values)
         h = self.hook_input(h)
         for layer in self.layers:
-            h = F.dropout(layer(h), self.cfg.dropout, self.training)  # (batch, d_mlp)
+            h = F.dropout(layer(h), self.dropout_p, self.training)  # (batch, d_mlp)
         return h @ self.W_U if self.b_U is None else torch.addmm(self.b_U, h, self.W_U)

@@ -126,7 +126,7 @@ class Block(HookedModule):
     def __init__(self, cfg, std: float):
         super().__init__()
         self.norm = cfg.norm
-        self.dropout = cfg.dropout
+        self.dropout_p = cfg.dropout  # mutable: dropout schedules change it during training
         if cfg.norm != "none":
             self.ln1 = LayerNorm(cfg.d_model)
             self.ln2 = LayerNorm(cfg.d_model)
@@ -152,13 +152,13 @@ class Block(HookedModule):
             attn = self.attn(x, x, causal=True, q_index=index[:, -1:] if last_only else index,
                              kv_index=index)
         resid = resid[:, -1:] if last_only else resid
-        attn = self.hook_attn_out(F.dropout(attn, self.dropout, self.training))
+        attn = self.hook_attn_out(F.dropout(attn, self.dropout_p, self.training))
         resid = resid + attn
         if self.norm == "post":
             resid = self.ln1(resid)
         resid = self.hook_resid_mid(resid)
         x = self.ln2(resid) if self.norm == "pre" else resid
-        mlp = self.hook_mlp_out(F.dropout(self.mlp(x), self.dropout, self.training))
+        mlp = self.hook_mlp_out(F.dropout(self.mlp(x), self.dropout_p, self.training))
         resid = resid + mlp
         if self.norm == "post":
             resid = self.ln2(resid)
@@ -203,6 +203,7 @@ class Transformer(HookedModule):
     def __init__(self, cfg, d_vocab: int, d_vocab_out: int, n_ctx: int = 4):
         super().__init__()
         self.cfg = cfg
+        self.dropout_p = cfg.dropout  # mutable: dropout schedules change it during training
         std = cfg.init_scale / math.sqrt(cfg.d_model)
         self.embed = Embed(d_vocab, cfg.d_model, std)
         self.pos_embed = PosEmbed(n_ctx, cfg.d_model, std)
@@ -227,14 +228,14 @@ class Transformer(HookedModule):
         """
         last = len(self.blocks) - 1
         table = index = None
-        if (self.cfg.dropout == 0 or not self.training) and not self._hooks_attached():
+        if (self.dropout_p == 0 or not self.training) and not self._hooks_attached():
             T = tokens.shape[1]
             table = (self.embed.W_E[:, None] + self.pos_embed.W_pos[None, :T]).reshape(-1, self.cfg.d_model)
             index = tokens * T + torch.arange(T, device=tokens.device)  # (batch, pos) rows of table
             resid = table[index]  # (batch, pos, d_model)
         else:
             resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
-            resid = F.dropout(resid, self.cfg.dropout, self.training)  # (batch, pos, d_model)
+            resid = F.dropout(resid, self.dropout_p, self.training)  # (batch, pos, d_model)
         for i, block in enumerate(self.blocks):
             resid = block(resid, last_only=(i == last and not all_positions),
                           table=table if i == 0 else None, index=index)

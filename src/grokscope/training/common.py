@@ -89,6 +89,27 @@ class Sampler:
 
 
 @torch.no_grad()
+def evaluate_stats(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
+                   loss: str = "ce", dtype: str = "float64") -> dict:
+    """{"loss", "acc", "collapse"} over tokens (n, 4): mean loss, accuracy, and the softmax-collapse
+    fraction (rows whose sum exp(z - max z) is exactly 1 in `dtype`; Prieto et al. 2025)."""
+    from grokscope.training.losses import softmax_collapse_fraction
+
+    was_training = model.training
+    model.eval()
+    total_loss, correct, collapsed, n = 0.0, 0, 0.0, tokens.shape[0]
+    for i in range(0, n, _EVAL_CHUNK):
+        logits = model(tokens[i:i + _EVAL_CHUNK])  # (chunk, classes)
+        lab = labels[i:i + _EVAL_CHUNK]
+        total_loss += loss_fn(logits, lab, loss, dtype).item() * lab.shape[0]
+        correct += (logits.argmax(-1) == lab).sum().item()
+        collapsed += softmax_collapse_fraction(logits, dtype) * lab.shape[0]
+    model.train(was_training)
+    n = max(n, 1)
+    return {"loss": total_loss / n, "acc": correct / n, "collapse": collapsed / n}
+
+
+@torch.no_grad()
 def evaluate(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
              loss: str = "ce", dtype: str = "float64") -> tuple[float, float]:
     """(mean loss, accuracy) of `model` on tokens (n, 4) with labels (n,), in chunks."""

@@ -22,7 +22,7 @@ import torch
 from grokscope import detect
 from grokscope.config import RunConfig, from_dict, to_dict, validate
 from grokscope.errors import ConfigError
-from grokscope.models import build_model
+from grokscope.models import build_model, set_dropout
 from grokscope.tasks import build_task
 from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text
 from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
@@ -31,14 +31,15 @@ from grokscope.training.common import (
     check_out,
     default_out,
     evaluate,
+    evaluate_stats,
     resolve_device,
     versions,
     weight_norm,
 )
 from grokscope.training.losses import loss_fn
 from grokscope.training.monitor import Monitor
-from grokscope.training.optim import build_optimizer, lr_at
-from grokscope.training.schedules import StepSchedule
+from grokscope.training.optim import UpdateRule, lr_at
+from grokscope.training.schedules import StepSchedule, dropout_at
 
 
 @dataclass
@@ -110,25 +111,57 @@ class _Run:
         self.cfg, self.rd, self.device = cfg, rd, device
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        t = cfg.task
+        t, tr = cfg.task, cfg.train
         self.task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
                                split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
+        if t.augment == "commutative":
+            from grokscope.tasks.augment import augment_commutative
+
+            self.task = augment_commutative(self.task)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.task).to(device)
-        self.optimizer = build_optimizer(cfg.optim, self.model.parameters())
+        self.lineage = _init_from(self.model, tr.init_from) if tr.init_from else None
+        self.update = UpdateRule(cfg.optim, self.model)
         tokens = self.task.tokens().to(device)  # (n_table, 4)
         self.train_x = tokens[self.task.train_idx.to(device)]
         self.train_y = self.task.train_labels.to(device)
         self.test_x = tokens[self.task.test_idx.to(device)]
         self.test_y = self.task.z.to(device)[self.task.test_idx.to(device)]
-        self.sampler = Sampler(self.train_x.shape[0], cfg.train.batch_size, cfg.seed)
+        self.curriculum = None
+        if tr.curriculum != "none":
+            from grokscope.training.curriculum import Curriculum
+
+            self.curriculum = Curriculum(self.task, score=tr.curriculum, n_stages=tr.curriculum_stages,
+                                         advance=tr.curriculum_advance, stage_steps=tr.curriculum_stage_steps,
+                                         threshold=tr.curriculum_threshold, seed=cfg.seed)
+        self._new_sampler()
+        self.dropout = cfg.model.dropout
         self.step, self.elapsed0, self.records = 0, 0.0, []
-        self.monitor = Monitor(cfg.train)
+        self.monitor = Monitor(tr)
         self.stop_signal: int | None = None
+
+    def _new_sampler(self) -> None:
+        """Batches over the revealed training pairs (all of them without a curriculum)."""
+        self.active = None if self.curriculum is None else self.curriculum.active().to(self.device)
+        n = self.train_x.shape[0] if self.active is None else self.active.shape[0]
+        stage = 0 if self.curriculum is None else self.curriculum.stage
+        self.sampler = Sampler(n, self.cfg.train.batch_size, self.cfg.seed + 7919 * stage)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.sampler.next()  # positions into the active set, or None for all of it
+        if self.active is not None:
+            idx = self.active if idx is None else self.active[idx.to(self.device)]
+        if idx is None:
+            return self.train_x, self.train_y
+        return self.train_x[idx], self.train_y[idx]
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.update.optimizer.load_state_dict(state["optimizer"])
+        self.update.load_state_dict(state["extra"].get("update", {}))
+        if self.curriculum is not None:
+            self.curriculum.load_state_dict(state["extra"]["curriculum"])
+            self._new_sampler()
         self.sampler.load_state(state["extra"]["sampler"])
         torch.set_rng_state(state["extra"]["torch_rng"])
         self.step = state["step"]
@@ -151,7 +184,7 @@ class _Run:
         previous = rd.read_summary() if resumed_from is not None and rd.summary.is_file() else {}
         base = {"format_version": FORMAT_VERSION, "name": cfg.name, "task": self.task.meta,
                 "n_parameters": sum(p.numel() for p in self.model.parameters()),
-                "device": str(self.device), "versions": versions(),
+                "device": str(self.device), "versions": versions(), "lineage": self.lineage,
                 "resumed_from": previous.get("resumed_from", []) + ([resumed_from] if resumed_from is not None
                                                                      else [])}
         atomic_write_json(rd.summary, {**base, "status": "running"})
@@ -206,21 +239,31 @@ class _Run:
                 signal.signal(s, h)
 
     def _checkpoint(self, path: Path) -> None:
-        save_checkpoint(path, step=self.step, model=self.model, optimizer=self.optimizer,
-                        config=to_dict(self.cfg),
-                        extra={"sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(),
-                               "elapsed": self._elapsed()})
+        extra = {"sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(),
+                 "elapsed": self._elapsed(), "update": self.update.state_dict()}
+        if self.curriculum is not None:
+            extra["curriculum"] = self.curriculum.state_dict()
+        save_checkpoint(path, step=self.step, model=self.model, optimizer=self.update.optimizer,
+                        config=to_dict(self.cfg), extra=extra)
 
     def _elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0
 
     def _evaluate(self, lr: float, bar) -> dict:
         tr = self.cfg.train
-        train_loss, train_acc = evaluate(self.model, self.train_x, self.train_y, tr.loss, tr.loss_dtype)
+        train = evaluate_stats(self.model, self.train_x, self.train_y, tr.loss, tr.loss_dtype)
         test_loss, test_acc = evaluate(self.model, self.test_x, self.test_y, tr.loss, tr.loss_dtype)
-        r = {"step": self.step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-             "test_acc": test_acc, "weight_norm": weight_norm(self.model), "lr": lr,
-             "elapsed": self._elapsed()}
+        r = {"step": self.step, "train_loss": train["loss"], "train_acc": train["acc"],
+             "test_loss": test_loss, "test_acc": test_acc, "weight_norm": weight_norm(self.model), "lr": lr,
+             "softmax_collapse": train["collapse"], "elapsed": self._elapsed()}
+        if tr.dropout_schedule != "constant":
+            r["dropout"] = self.dropout
+        if self.curriculum is not None:
+            r["stage"] = self.curriculum.stage
+            if self.active is not None and not self.curriculum.done:
+                _, r["stage_train_acc"] = evaluate(self.model, self.train_x[self.active],
+                                                   self.train_y[self.active], tr.loss, tr.loss_dtype)
+        train_loss, train_acc = r["train_loss"], r["train_acc"]
         self.tracker.log({k: v for k, v in r.items() if k != "step"}, self.step)
         self.records.append(r)
         for name, message in self.monitor.update(r):
@@ -230,6 +273,21 @@ class _Run:
         bar.set_postfix({"train acc": f"{train_acc:.3f}", "test acc": f"{test_acc:.3f}",
                          "loss": f"{train_loss:.3g}"}, refresh=False)
         return r
+
+    def _set_dropout(self, p: float) -> None:
+        if p != self.dropout:
+            set_dropout(self.model, p)
+            self.dropout = p
+
+    def _advance_curriculum(self, bar, stage_acc: float | None) -> None:
+        if self.curriculum.update(self.step, stage_acc):
+            self._new_sampler()
+            n = self.active.shape[0]
+            message = (f"curriculum stage {self.curriculum.stage} at step {self.step}: "
+                       f"{n} of {self.train_x.shape[0]} training pairs revealed")
+            self.tracker.event("stage", self.step, message)
+            if not bar.disable:
+                bar.write(f"[grokscope] {message}")
 
     def _loop(self, show: bool) -> tuple[str, str | None]:
         from tqdm import tqdm
@@ -256,19 +314,18 @@ class _Run:
                     self._checkpoint(rd.checkpoint_path(self.step))
                     break
                 lr = lr_at(cfg.optim, self.step, tr.steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                idx = self.sampler.next()
-                x, y = (self.train_x, self.train_y) if idx is None else (self.train_x[idx], self.train_y[idx])
+                self.update.set_lr(lr)
+                self._set_dropout(dropout_at(tr, cfg.model.dropout, self.step))
+                if self.curriculum is not None and tr.curriculum_advance == "steps":
+                    self._advance_curriculum(bar, None)
+                x, y = self._batch()
                 loss = loss_fn(self.model(x), y, tr.loss, tr.loss_dtype)
                 if check_every_step and not math.isfinite(loss.item()):
                     status, reason = "diverged", f"non-finite training loss at step {self.step + 1}"
                     break
-                self.optimizer.zero_grad(set_to_none=True)
+                self.update.zero_grad()
                 loss.backward()
-                if cfg.optim.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-                self.optimizer.step()
+                self.update.step()
                 self.step += 1
                 bar.update(1)
                 stop = None
@@ -277,6 +334,8 @@ class _Run:
                     if not (math.isfinite(r["train_loss"]) and math.isfinite(r["weight_norm"])):
                         status, reason = "diverged", f"non-finite loss or weights at step {self.step}"
                         break
+                    if self.curriculum is not None and tr.curriculum_advance == "accuracy":
+                        self._advance_curriculum(bar, r.get("stage_train_acc"))
                 stop = self.monitor.stop_reason(self.step)
                 if stop is not None and self.records[-1]["step"] != self.step:
                     self._evaluate(lr, bar)
@@ -291,6 +350,30 @@ class _Run:
         finally:
             bar.close()
         return status, reason
+
+
+def _init_from(model: torch.nn.Module, source: str) -> dict:
+    """Load the newest checkpoint of run `source` into `model`; returns the lineage record."""
+    src = RunDir(source)
+    ckpts = src.list_checkpoints(include_latest=True) if src.config.is_file() else []
+    if not ckpts:
+        raise ConfigError(f"train.init_from: {source!r} is not a run directory with checkpoints")
+    step, path = ckpts[-1]
+    weights = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in weights:
+            raise ConfigError(f"train.init_from: {source!r} has no parameter {name!r}; architectures differ")
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise ConfigError(f"train.init_from: parameter {name!r} has shape {tuple(weights[name].shape)} "
+                              f"in {source!r} but {tuple(tensor.shape)} here")
+    extra = sorted(set(weights) - set(own))
+    if extra:
+        raise ConfigError(f"train.init_from: {source!r} has parameters this model lacks: {extra[:3]}")
+    model.load_state_dict(weights)
+    src_cfg = src.read_config_dict()
+    return {"init_from": str(src.path), "step": step, "source_name": src_cfg.get("name"),
+            "source_task": src_cfg.get("task")}
 
 
 def _line(obj: dict) -> str:

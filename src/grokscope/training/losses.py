@@ -1,11 +1,81 @@
-"""Losses and accuracy on the answer logits."""
+"""Losses and accuracy on the answer logits, StableMax and a softmax-collapse probe.
+
+StableMax (Prieto et al. 2025, "Grokking at the edge of numerical stability") replaces exp in
+softmax by a function that grows linearly instead of exponentially, so a confident prediction
+cannot push every other class below floating-point resolution::
+
+    s(x) = x + 1        for x >= 0
+    s(x) = 1 / (1 - x)  for x <  0          (s > 0, s(0) = 1, s'(0) = 1 from both sides)
+    stablemax(z)_i = s(z_i) / sum_j s(z_j)
+
+Softmax collapse: in a given dtype, once sum_j exp(z_j - max z) rounds to exactly 1, softmax of
+the max class is exactly 1, its cross-entropy is exactly 0 and the gradient on its logit is
+exactly 0 (the other classes keep a tiny exp(z_j - max z) gradient until exp underflows).
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+__all__ = ["accuracy", "loss_fn", "softmax_collapse_fraction", "stablemax", "stablemax_cross_entropy"]
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64}
+LOSS_KINDS = ("ce", "mse", "stablemax")
+
+
+def _dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _s(x: torch.Tensor) -> torch.Tensor:
+    """Elementwise s(x) (see module docstring), any shape. Each branch only ever sees inputs it is
+    finite on (clamped), so the discarded branch of torch.where cannot put NaN/inf in the gradient."""
+    pos = x.clamp(min=0) + 1  # x + 1 where x >= 0, 1 elsewhere
+    neg = 1 / (1 - x.clamp(max=0))  # 1/(1 - x) where x < 0, 1 elsewhere
+    return torch.where(x >= 0, pos, neg)
+
+
+def stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """StableMax probabilities s(z) / sum s(z) along ``dim``; same shape and dtype as ``logits``."""
+    s = _s(logits)
+    return s / s.sum(dim=dim, keepdim=True)
+
+
+def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                            dtype: str | torch.dtype = "float64") -> torch.Tensor:
+    """Mean over the batch of -log stablemax(z)[label], computed in ``dtype`` (a 0-d tensor of it).
+
+    logits (batch, classes), labels (batch,) long. Evaluated as log(sum_j s(z_j)) - log s(z_label),
+    which never forms a probability that could underflow.
+    """
+    s = _s(logits.to(_dtype(dtype)))  # (batch, classes)
+    s_label = s.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # (batch,)
+    return (s.sum(dim=-1).log() - s_label.log()).mean()
+
+
+@torch.no_grad()
+def softmax_collapse_fraction(logits: torch.Tensor, dtype: str | torch.dtype = "float32") -> float:
+    """Fraction of rows of ``logits`` (..., classes) in softmax collapse when computed in ``dtype``.
+
+    A row collapses when sum_j exp(z_j - max z) == 1 exactly, i.e. every non-max term was lost to
+    rounding (absorbed by the max term's 1, or underflowed). The sum is taken as torch.log_softmax
+    takes it (collapse <=> log_softmax(z)[argmax] == 0 exactly, since log(1 + ulp) != 0), so the
+    result agrees with when F.cross_entropy on the argmax label returns exactly 0; summation order,
+    hence the exact threshold, is a kernel detail. For z = [gap, 0 * 112] on CPU: float32
+    collapses for gap >= ~20.66, float64 for gap >= ~40.
+    Returns 0.0 for an empty batch.
+    """
+    z = logits.detach().to(_dtype(dtype))
+    if z.numel() == 0:
+        return 0.0
+    top = torch.log_softmax(z, dim=-1).amax(dim=-1)  # (...,)  = -log sum_j exp(z_j - max z)
+    return (top == 0).float().mean().item()
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce",
@@ -14,12 +84,17 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce",
 
     'ce': cross-entropy computed in `dtype` (float64 avoids float32 softmax underflow on confident
     logits). 'mse': mean squared error against one-hot targets, averaged over batch and classes.
+    'stablemax': :func:`stablemax_cross_entropy` in `dtype`.
     """
-    z = logits.to(_DTYPES[dtype])
+    z = logits.to(_dtype(dtype))
     if kind == "ce":
         return F.cross_entropy(z, labels)
-    target = F.one_hot(labels, z.shape[-1]).to(z.dtype)  # (batch, classes)
-    return F.mse_loss(z, target)
+    if kind == "mse":
+        target = F.one_hot(labels, z.shape[-1]).to(z.dtype)  # (batch, classes)
+        return F.mse_loss(z, target)
+    if kind == "stablemax":
+        return stablemax_cross_entropy(z, labels, z.dtype)
+    raise ValueError(f"loss kind must be one of {LOSS_KINDS}, got {kind!r}")
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

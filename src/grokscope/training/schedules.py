@@ -29,3 +29,23 @@ class StepSchedule:
     def __contains__(self, step: int) -> bool:
         return (step in self.logs or step == self.total
                 or (self.every is not None and step % self.every == 0))
+
+
+def dropout_at(cfg, base: float, step: int) -> float:
+    """Dropout for update number `step` (0-based) under cfg.dropout_schedule (a TrainConfig).
+
+    constant: `base` (model.dropout); linear: base -> cfg.dropout_final over the budget;
+    steps: `base` until the first milestone, then each milestone's value from its step on.
+    """
+    if cfg.dropout_schedule == "linear":
+        frac = min(1.0, step / max(1, cfg.steps - 1))
+        return base + (cfg.dropout_final - base) * frac
+    if cfg.dropout_schedule == "steps":
+        from grokscope.config import dropout_milestones
+
+        value = base
+        for at, v in dropout_milestones(cfg.dropout_milestones):
+            if step >= at:
+                value = v
+        return value
+    return base
