@@ -28,3 +28,11 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "memorized_step" in out
     assert (tmp_path / "runs" / "my-demo" / "summary.json").exists()
+
+
+def test_readme_drop_in_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    code = next(b for b in blocks if "GrokfastEMA" in b)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["loss"].dtype.is_floating_point and namespace["step"] == 99
