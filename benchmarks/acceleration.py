@@ -7,10 +7,13 @@ or at the budget. Methods:
   adamw          AdamW, the papers' hyperparameters (lr 1e-3, wd 1, betas 0.9/0.98)
   adamw_lr_x3    AdamW with lr x (1 + lambda) = 3e-3: the step size Grokfast-EMA's lambda=2 adds,
                  a fair baseline (lucidrains/grokfast-pytorch#1)
-  grokfast_ema   AdamW + Grokfast-EMA (alpha 0.98, lambda 2)
-  grokfast_ma    AdamW + Grokfast-MA (window 100, lambda 5)
+  adam_l2        Adam with coupled L2 0.005 and no filter: grokfast_ema without the filter, to
+                 separate the filter's effect from the optimizer change (ironjr/grokfast#12)
+  grokfast_ema   the Grokfast paper's settings: Adam, coupled L2 0.005, EMA alpha 0.98, lambda 2
+  grokfast_ma    the Grokfast paper's settings: Adam, coupled L2 0.01, MA window 100, lambda 5
   orthograd      ⊥AdamW (lr 1e-3), no weight decay
   stablemax      AdamW + StableMax cross-entropy, no weight decay
+All use lr 1e-3, betas (0.9, 0.98), 10 warmup steps unless stated.
 
     python benchmarks/acceleration.py [--seeds 3] [--steps 15000] [--workers 2] [--json out.json]
 """
@@ -30,8 +33,11 @@ from dataclasses import replace
 METHODS: dict[str, dict] = {
     "adamw": {},
     "adamw_lr_x3": {"lr": 3e-3},
-    "grokfast_ema": {"grokfast": "ema", "grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
-    "grokfast_ma": {"grokfast": "ma", "grokfast_window": 100, "grokfast_lamb": 5.0},
+    "adam_l2": {"name": "adam", "weight_decay": 0.005},
+    "grokfast_ema": {"name": "adam", "weight_decay": 0.005, "grokfast": "ema", "grokfast_alpha": 0.98,
+                     "grokfast_lamb": 2.0},
+    "grokfast_ma": {"name": "adam", "weight_decay": 0.01, "grokfast": "ma", "grokfast_window": 100,
+                    "grokfast_lamb": 5.0},
     "orthograd": {"orthograd": True, "weight_decay": 0.0},
     "stablemax": {"weight_decay": 0.0, "_loss": "stablemax"},
 }
@@ -45,7 +51,7 @@ def config(method: str, seed: int, steps: int):
     loss = METHODS[method].get("_loss", "ce")
     return replace(
         cfg, name=method, seed=seed,
-        optim=replace(cfg.optim, lr=1e-3, weight_decay=1.0, **optim),
+        optim=replace(cfg.optim, **{"lr": 1e-3, "weight_decay": 1.0, **optim}),
         train=replace(cfg.train, steps=steps, loss=loss, eval_every=25, stop_when="target",
                       stop_target=0.95, stop_patience=2, resume_every_seconds=0.0),
         log=replace(cfg.log, figure=False, report=False, progress=False))
@@ -86,8 +92,14 @@ def main() -> None:
     args = ap.parse_args()
     jobs = [(m, s, args.steps) for m in args.methods.split(",") for s in range(args.seeds)]
     t0 = time.perf_counter()
+    for m in args.methods.split(","):
+        config(m, 0, args.steps)  # fail fast on a bad method before spending minutes
+    results = []
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_one, jobs))
+        for r in pool.map(run_one, jobs):
+            results.append(r)
+            print(f"  {r['method']} seed {r['seed']}: steps to 0.95 {r['steps_to_95']}, "
+                  f"{r['wall']:.1f} s", flush=True)
     total = time.perf_counter() - t0
     if args.json:
         with open(args.json, "w") as f:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
 from pathlib import Path
 
 USAGE = """usage: grokscope <command> [options]
 
 commands:
-  train [--preset NAME | --config JSON] [--out DIR] [--FIELD VALUE ...]
+  train [--preset NAME | --config JSON] [--init-from RUN] [--out DIR] [--FIELD VALUE ...]
                                                           train one run (default preset: demo)
   resume RUN [--steps N]                                  continue a run from its last checkpoint
   presets                                                 list presets and what to expect
@@ -32,10 +31,10 @@ class UsageError(Exception):
 
 def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str], bool]:
     """-> (preset or 'config:PATH', out, {dotted field: text}, quiet)."""
-    from grokscope.config import RunConfig, field_names, is_bool_type
+    from grokscope.config import is_bool_type, leaf_types
 
-    hints = _leaf_types(RunConfig)
-    names = set(field_names())
+    hints = leaf_types()
+    names = set(hints)
     preset, out, quiet, overrides = "demo", None, False, {}
     i = 0
     while i < len(argv):
@@ -70,6 +69,8 @@ def _split_train_args(argv: list[str]) -> tuple[str, str | None, dict[str, str],
             preset = value
         elif key == "config":
             preset = "config:" + value
+        elif key == "init_from":  # --init-from RUN, short for --train.init_from RUN
+            overrides["train.init_from"] = value
         elif key == "out":
             out = value
         else:
@@ -91,20 +92,6 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _leaf_types(cls, prefix: str = "") -> dict[str, object]:
-    import dataclasses
-
-    out = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            out.update(_leaf_types(tp, f"{prefix}{f.name}."))
-        else:
-            out[prefix + f.name] = tp
-    return out
 
 
 def cmd_train(argv: list[str]) -> int:

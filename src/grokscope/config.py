@@ -425,16 +425,21 @@ def load_json(text: str) -> RunConfig:
 # ---------------------------------------------------------------------------- dotted overrides
 
 
-def field_names(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """All dotted leaf field names, e.g. ['task.kind', ..., 'seed', 'name']."""
-    out = []
+def leaf_types(cls: type = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """{dotted leaf field name: annotation}, e.g. {'task.kind': Literal[...], ..., 'name': str}."""
+    out: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if is_dataclass(hints[f.name]):
-            out += field_names(hints[f.name], f"{prefix}{f.name}.")
+            out.update(leaf_types(hints[f.name], f"{prefix}{f.name}."))
         else:
-            out.append(prefix + f.name)
+            out[prefix + f.name] = hints[f.name]
     return out
+
+
+def field_names(cls: type = RunConfig) -> list[str]:
+    """All dotted leaf field names, e.g. ['task.kind', ..., 'seed', 'name']."""
+    return list(leaf_types(cls))
 
 
 def _suggest(key: str, names: Any) -> str:

@@ -120,3 +120,19 @@ def test_installed_entry_point_and_help(tmp_path):
         "grokscope: error: task.p: must be a prime for op 'x/y', got 4")
     r = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--optim.lr" in r.stdout and "Peak learning rate" in r.stdout
+
+
+def test_init_from_flag_records_lineage(tmp_path, capsys):
+    src = tmp_path / "src"
+    assert run_cli(capsys, "train", "--out", str(src), *TINY)[0] == 0
+    dst = tmp_path / "dst"
+    code, stdout, _ = run_cli(capsys, "train", "--out", str(dst), *TINY, "--task.op", "x-y",
+                              "--init-from", str(src))
+    assert code == 0
+    import json
+
+    summary = json.loads((dst / "summary.json").read_text())
+    assert summary["lineage"]["init_from"] == str(src) and summary["lineage"]["step"] == 30
+    assert json.loads((dst / "config.json").read_text())["train"]["init_from"] == str(src)
+    code, _, err = run_cli(capsys, "train", "--out", str(tmp_path / "x"), *TINY, "--init-from", str(tmp_path))
+    assert code == 2 and "train.init_from:" in err and not (tmp_path / "x").exists()

@@ -61,6 +61,20 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
         raise
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a JSON-lines file that parses (a torn last line is skipped); [] if missing."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 class RunDir:
     """Paths of one run directory and its append-only metrics log."""
 
@@ -99,15 +113,7 @@ class RunDir:
 
     def read_metrics(self) -> list[dict]:
         """All complete lines of metrics.jsonl (a torn last line is ignored)."""
-        if not self.metrics.exists():
-            return []
-        out = []
-        for line in self.metrics.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        return read_jsonl(self.metrics)
 
     def read_summary(self) -> dict:
         return json.loads(self.summary.read_text())

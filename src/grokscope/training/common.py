@@ -109,20 +109,11 @@ def evaluate_stats(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.T
     return {"loss": total_loss / n, "acc": correct / n, "collapse": collapsed / n}
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
              loss: str = "ce", dtype: str = "float64") -> tuple[float, float]:
     """(mean loss, accuracy) of `model` on tokens (n, 4) with labels (n,), in chunks."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct, n = 0.0, 0, tokens.shape[0]
-    for i in range(0, n, _EVAL_CHUNK):
-        logits = model(tokens[i:i + _EVAL_CHUNK])  # (chunk, classes)
-        lab = labels[i:i + _EVAL_CHUNK]
-        total_loss += loss_fn(logits, lab, loss, dtype).item() * lab.shape[0]
-        correct += (logits.argmax(-1) == lab).sum().item()
-    model.train(was_training)
-    return total_loss / max(n, 1), correct / max(n, 1)
+    stats = evaluate_stats(model, tokens, labels, loss, dtype)
+    return stats["loss"], stats["acc"]
 
 
 def weight_norm(model: torch.nn.Module) -> float:

@@ -24,7 +24,7 @@ from grokscope.config import RunConfig, from_dict, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model, set_dropout
 from grokscope.tasks import build_task
-from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text
+from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text, read_jsonl
 from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
 from grokscope.training.common import (
     Sampler,
@@ -169,7 +169,7 @@ class _Run:
         # forget what was logged after the checkpoint: it will be recomputed identically
         self.records = [r for r in self.rd.read_metrics() if r["step"] <= self.step]
         atomic_write_text(self.rd.metrics, "".join(_line(r) for r in self.records))
-        events = [e for e in _read_jsonl(self.rd.path / "events.jsonl") if e["step"] <= self.step]
+        events = [e for e in read_jsonl(self.rd.path / "events.jsonl") if e["step"] <= self.step]
         atomic_write_text(self.rd.path / "events.jsonl", "".join(_line(e) for e in events))
         for r in self.records:  # replay silently so live events and stop rules continue
             self.monitor.update(r)
@@ -380,17 +380,3 @@ def _line(obj: dict) -> str:
     import json
 
     return json.dumps(obj) + "\n"
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    import json
-
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
