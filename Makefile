@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -e .
 	touch $@
 
-# the test suite also exercises the optional sinks (TensorBoard, W&B offline)
+# the test suite also exercises the optional sinks (TensorBoard, W&B offline) and sweep engines (Ray, submitit)
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[dev,tb,wandb]'
+	$(PIP) install -e '.[dev,tb,wandb,ray,slurm,yaml]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -21,6 +21,10 @@ commands:
   show RUN                                                summary table of a run (events, phases)
   report RUN                                              write RUN/report.html (self-contained)
   compare RUN RUN... [--out PNG] [--metric KEY]           overlay runs in one figure
+  analyze RUN [--max-checkpoints N] [--rqi-every N]       Fourier/progress/geometry analysis of every
+                                                          checkpoint, algorithm card, adds to report
+  sweep --axis FIELD=VALUES ... [--seeds N] --out DIR     train a sweep (grid of runs); `sweep --help`
+  show SWEEP | report SWEEP [--x FIELD --y FIELD]         per-cell table / phase diagrams of a sweep
 
 `grokscope train --help` lists every config field."""
 
@@ -196,6 +200,10 @@ def cmd_resume(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
+    from grokscope.sweep.cli import is_sweep_argv, report_sweep_argv
+
+    if is_sweep_argv(argv):
+        return report_sweep_argv(argv)
     pos, opts = _options(argv, {"gap": int}, "report")
     if len(pos) != 1:
         raise UsageError("report: give exactly one run directory: grokscope report RUN")
@@ -222,6 +230,27 @@ def cmd_compare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_analyze(argv: list[str]) -> int:
+    pos, opts = _options(argv, {"max-checkpoints": int, "rqi-every": int}, "analyze")
+    if len(pos) != 1:
+        raise UsageError("analyze: give exactly one run directory: grokscope analyze RUN")
+    for key, low in (("max-checkpoints", 2), ("rqi-every", 1)):
+        if key in opts and opts[key] < low:
+            raise UsageError(f"{key}: must be an integer >= {low}, got {opts[key]}")
+    rd = _require_run(pos[0])
+    from grokscope.analysis.run import analyze
+
+    out = analyze(rd.path, max_checkpoints=opts.get("max-checkpoints"), rqi_every=opts.get("rqi-every", 1))
+    print(f"analysis: {rd.path / 'analysis.json'} ({len(out['steps'])} checkpoints, {out['seconds']:.1f} s)")
+    if out["key_freqs"]:
+        print(f"key frequencies: {out['key_freqs']} (from the {out['key_source']})")
+    print(f"card:     {out['card']['headline']}")
+    for f in out["figures"]:
+        print(f"figure:   {rd.path / f['file']}")
+    print(f"report:   {rd.path / 'report.html'}")
+    return 0
+
+
 def _require_run(path: str):
     from grokscope.tracking.rundir import RunDir
 
@@ -243,6 +272,10 @@ def cmd_presets(argv: list[str]) -> int:
 
 
 def cmd_show(argv: list[str]) -> int:
+    from grokscope.sweep.cli import is_sweep_argv, show_sweep_argv
+
+    if is_sweep_argv(argv):
+        return show_sweep_argv(argv)
     pos, opts = _options(argv, {"gap": int}, "show")
     if len(pos) != 1:
         raise UsageError("show: give exactly one run directory: grokscope show RUN")
@@ -291,8 +324,14 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _cmd_sweep(argv: list[str]) -> int:
+    from grokscope.sweep.cli import cmd_sweep
+
+    return cmd_sweep(argv)
+
+
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "presets": cmd_presets, "show": cmd_show,
-            "report": cmd_report, "compare": cmd_compare}
+            "report": cmd_report, "compare": cmd_compare, "analyze": cmd_analyze, "sweep": _cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

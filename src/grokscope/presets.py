@@ -153,6 +153,27 @@ def omnigrok_norm() -> RunConfig:
     )
 
 
+@_preset
+def gromov2023_mlp() -> RunConfig:
+    """Gromov 2023 (Grokking modular arithmetic): a 2-layer fully connected net, f = W_U (W x)^2 on
+    x = [one-hot(x), one-hot(y)], no biases, width 500, MSE on one-hot targets; x+y mod 97, 50%
+    train, full batch AdamW lr 1e-2, betas (0.9, 0.98), as in Doshi et al.'s code (2,000 steps).
+    The trained weights approach Gromov's analytic solution (`grokscope.analysis.gromov`): each
+    neuron a single frequency; `grokscope analyze` shows it.
+
+    Measured here (2-core CPU, seed 0, wd 1): train accuracy >= 0.99 at step 640, test accuracy
+    >= 0.99 at step 660 (wd 0: 580 / 680), about 160 s; with MSE at 50% data the model
+    generalizes right after memorizing (outcome class comprehension)."""
+    return RunConfig(
+        name="gromov2023_mlp",
+        task=TaskConfig(kind="modular", op="x+y", p=97, train_fraction=0.5),
+        model=ModelConfig(arch="mlp", n_layers=1, d_mlp=500, activation="quadratic", bias=False,
+                          mlp_input="onehot"),
+        optim=OptimConfig(name="adamw", lr=1e-2, betas=(0.9, 0.98), weight_decay=1.0, warmup_steps=0),
+        train=TrainConfig(steps=2000, batch_size=None, loss="mse", eval_every=20, checkpoint_every=200),
+    )
+
+
 def list_presets() -> dict[str, str]:
     """{name: docstring} for every preset."""
     return {name: inspect.getdoc(fn) or "" for name, fn in _PRESETS.items()}

@@ -64,8 +64,9 @@ def test_losses():
 
 
 def test_float32_ce_underflows_where_float64_does_not():
+    # collapse thresholds with 113 classes: gap ~20.7 in float32, ~40.1 in float64 (40 is too close)
     logits = torch.zeros(1, 113)
-    logits[0, 0] = 40.0
+    logits[0, 0] = 30.0
     labels = torch.tensor([0])
     assert loss_fn(logits, labels, "ce", "float32").item() == 0.0
     assert loss_fn(logits, labels, "ce", "float64").item() > 0.0

@@ -29,6 +29,8 @@ h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.15em;margin:28px 0 10px;border-
  border-radius:4px}
 #headline.grokking,#headline.comprehension{border-color:#2e9d4f}
 #headline.memorization{border-color:#d9a21b}#headline.confusion{border-color:#c0392b}
+#algorithm-card{background:#fff;border-left:6px solid #8a949f;padding:10px 14px;border-radius:4px}
+#algorithm-card.claim-fourier{border-color:#2e9d4f}
 table{border-collapse:collapse;background:#fff;font-size:.92em}
 th,td{border:1px solid #dfe3e8;padding:4px 10px;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -247,6 +249,33 @@ def _figure(path: Path, id_: str, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
+def _algorithm(rd: RunDir) -> list[str]:
+    """The "Learned algorithm" section from RUN/analysis.json (written by `grokscope analyze`)."""
+    path = rd.path / "analysis.json"
+    if not path.is_file():
+        return []
+    try:
+        an = json.loads(path.read_text())
+        card = an["card"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return ['<h2>Learned algorithm</h2><p id="algorithm-card" class="muted">analysis.json is '
+                "unreadable; run <code>grokscope analyze</code> again.</p>"]
+    steps = an.get("steps") or []
+    evidence = "".join(f"<li>{escape(e)}</li>" for e in card.get("evidence", []))
+    figures = "".join(_figure(rd.path / f["file"], f["id"], f["caption"])
+                      for f in an.get("figures", []) if (rd.path / f["file"]).is_file())
+    span = f"{len(steps)} checkpoints, steps {steps[0]:,}–{steps[-1]:,}" if steps else "no checkpoints"
+    return [
+        "<h2>Learned algorithm</h2>",
+        f'<p id="algorithm-card" class="claim-{escape(str(card.get("claim")))}">'
+        f'{escape(card.get("headline", ""))}</p>',
+        f'<ul id="algorithm-evidence">{evidence}</ul>',
+        f'<p class="muted">From <code>grokscope analyze</code> over {escape(span)}; per-checkpoint '
+        "numbers in analysis.jsonl.</p>",
+        f'<div id="analysis-figures">{figures}</div>',
+    ]
+
+
 def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
     """Write RUN/report.html (self-contained) and redraw RUN/figures/{curves,norms}.png.
 
@@ -288,6 +317,7 @@ def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
         "<h2>Phases</h2>", _timeline(analysis, records),
         "<h2>Figures</h2>", figures,
         "<h2>Events</h2>", _events(analysis["events"]),
+        *_algorithm(rd),
         "<h2>Config</h2>", _config(cfg),
         "<h2>Versions</h2>",
         _table(sorted(versions.items()), id_="versions", head=("package", "version"), cls="code"),

@@ -14,7 +14,7 @@ from grokscope.tasks._base import Task, make_task
 from grokscope.tasks.modular import MODULAR_OPS, PRIME_OPS, is_prime, modular_table
 from grokscope.tasks.permutations import PERMUTATION_OPS, permutation_table
 
-__all__ = ["MODULAR_OPS", "PERMUTATION_OPS", "Task", "build_task", "validate_task"]
+__all__ = ["MODULAR_OPS", "PERMUTATION_OPS", "Task", "build_task", "task_from_config", "validate_task"]
 
 KINDS: tuple[str, ...] = ("modular", "permutation")
 MAX_P = 10_000
@@ -121,3 +121,16 @@ def build_task(
         label_noise=float(label_noise),
         meta=meta,
     )
+
+
+def task_from_config(cfg) -> Task:
+    """The task a run trains on, from its RunConfig: the split by its effective split seed, label
+    noise, and commutative augmentation when `task.augment` asks for it."""
+    t = cfg.task
+    task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
+                      split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
+    if t.augment == "commutative":
+        from grokscope.tasks.augment import augment_commutative
+
+        task = augment_commutative(task)
+    return task

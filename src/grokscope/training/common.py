@@ -84,8 +84,9 @@ class Sampler:
         return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
 
     def load_state(self, state: dict) -> None:
-        self.gen.set_state(state["gen"])
-        self.perm, self.pos = state["perm"], state["pos"]
+        # checkpoints load onto the run's device; generator states and indices live on the CPU
+        self.gen.set_state(state["gen"].cpu())
+        self.perm, self.pos = state["perm"].cpu(), state["pos"]
 
 
 @torch.no_grad()

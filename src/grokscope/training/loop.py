@@ -23,7 +23,7 @@ from grokscope import detect
 from grokscope.config import RunConfig, from_dict, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model, set_dropout
-from grokscope.tasks import build_task
+from grokscope.tasks import task_from_config
 from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text, read_jsonl
 from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
 from grokscope.training.common import (
@@ -111,13 +111,8 @@ class _Run:
         self.cfg, self.rd, self.device = cfg, rd, device
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        t, tr = cfg.task, cfg.train
-        self.task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
-                               split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
-        if t.augment == "commutative":
-            from grokscope.tasks.augment import augment_commutative
-
-            self.task = augment_commutative(self.task)
+        tr = cfg.train
+        self.task = task_from_config(cfg)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.task).to(device)
         self.lineage = _init_from(self.model, tr.init_from) if tr.init_from else None
@@ -163,7 +158,7 @@ class _Run:
             self.curriculum.load_state_dict(state["extra"]["curriculum"])
             self._new_sampler()
         self.sampler.load_state(state["extra"]["sampler"])
-        torch.set_rng_state(state["extra"]["torch_rng"])
+        torch.set_rng_state(state["extra"]["torch_rng"].cpu())
         self.step = state["step"]
         self.elapsed0 = state["extra"].get("elapsed", 0.0)
         # forget what was logged after the checkpoint: it will be recomputed identically

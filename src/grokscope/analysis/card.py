@@ -1,0 +1,127 @@
+"""The algorithm card: a short plain-language statement of what the model computes, with evidence.
+
+A Fourier algorithm is claimed only when the ablations support it: on the final checkpoint,
+keeping only the key frequencies' directions in the logits must keep test accuracy >= 0.9 and
+removing them must bring train accuracy down to <= 0.5 (or within 5 points of chance).
+"""
+
+from __future__ import annotations
+
+RESTRICTED_MIN = 0.9
+EXCLUDED_MAX = 0.5
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _freqs(keys: list[int]) -> str:
+    return "{" + ", ".join(str(k) for k in keys) + "}"
+
+
+def algorithm_card(
+    *,
+    task,
+    records: list[dict],
+    keys: list[int],
+    key_source: str,
+    final: dict,
+    details: dict,
+    phase: dict | None,
+) -> dict:
+    """{'claim': 'fourier' | 'none', 'headline': str, 'evidence': [str, ...]} for the final checkpoint."""
+    evidence: list[str] = []
+    chance = details.get("chance", 0.0)
+    acc_line = (
+        f"At step {final['step']:,} train accuracy is {_pct(final['train_acc'])} and test accuracy "
+        f"{_pct(final['test_acc'])} (chance {_pct(chance)})."
+    )
+    evidence.append(acc_line)
+    generalized = final["test_acc"] >= 0.9
+    if phase:
+        evidence.append(f"Outcome class of the training curves: {phase.get('phase')}.")
+    w = details.get("W_E")
+    if w:
+        evidence.append(
+            f"Embedding Fourier spectrum: Gini {w['gini']:.2f}, the 8 largest of "
+            f"{(details['p'] - 1) // 2} frequencies hold "
+            f"{_pct(w['top8_mass'])} of the squared norm."
+        )
+    clusters = details.get("neuron_clusters")
+    if clusters:
+        single = {k: v for k, v in clusters.items() if k != "noise"}
+        n = details.get("n_neurons", sum(clusters.values()))
+        if single:
+            top = sorted(single.items(), key=lambda kv: -kv[1])[:6]
+            evidence.append(
+                f"{sum(single.values())} of {n} neurons are explained >= 85% by one frequency "
+                f"(largest clusters: " + ", ".join(f"{c} at frequency {k}" for k, c in top) + ")."
+            )
+        else:
+            evidence.append(f"None of the {n} neurons is explained >= 85% by a single frequency.")
+    if "pca_explained" in details:
+        evidence.append(
+            "PCA of the embeddings: the first 6 components explain "
+            + ", ".join(_pct(r) for r in details["pca_explained"])
+            + " of the variance."
+        )
+    ra, ea = final.get("restricted_acc"), final.get("excluded_acc")
+    fourier_task = "restricted_acc" in final
+    claim = "none"
+    if fourier_task and keys:
+        evidence.append(
+            f"Key frequencies {_freqs(keys)} (from the {key_source}). Keeping only their "
+            f"directions in the logits gives {_pct(ra)} test accuracy (restricted loss "
+            f"{final['restricted_loss']:.3g} vs test loss {final['test_loss']:.3g}); removing "
+            f"them gives {_pct(ea)} train accuracy (excluded loss {final['excluded_loss']:.3g})."
+        )
+        supported = (
+            ra is not None
+            and ra >= RESTRICTED_MIN
+            and ea is not None
+            and (ea <= EXCLUDED_MAX or ea <= chance + 0.05)
+        )
+        if supported and generalized:
+            claim = "fourier"
+            circles = details.get("circles", {})
+            headline = (
+                f"The model embeds x and y on {len(keys)} circle{'s' * (len(keys) != 1)} with "
+                f"frequencies {_freqs(keys)} and reads the answer from cos(w_k({task.op}-z)) "
+                f"(w_k = 2πk/{details['p']}): keeping only those directions in the logits "
+                f"gives {_pct(ra)} test accuracy, removing them gives {_pct(ea)}."
+            )
+            if circles:
+                evidence.append(
+                    "Share of the embedding variance in each key frequency's cos/sin plane: "
+                    + ", ".join(f"{k}: {_pct(v)}" for k, v in circles.items())
+                    + "."
+                )
+        elif not generalized:
+            headline = (
+                f"The model has not generalized (test accuracy {_pct(final['test_acc'])}); no "
+                f"algorithm is claimed. Its logits lean on frequencies {_freqs(keys)}, but keeping only "
+                f"those gives {_pct(ra)} test accuracy."
+            )
+        else:
+            headline = (
+                f"The model generalizes but the ablations do not support a Fourier algorithm on "
+                f"{_freqs(keys)}: keeping only those directions gives {_pct(ra)} test accuracy, "
+                f"removing them leaves {_pct(ea)} train accuracy."
+            )
+    elif fourier_task:
+        headline = (
+            "No sparse set of key frequencies stands out in the logits or the embedding, so no "
+            "Fourier algorithm is claimed"
+            + (" although the model generalizes." if generalized else "; the model has not generalized.")
+        )
+    elif task.kind == "modular":
+        headline = (
+            f"The Fourier ablations are defined for x+y and x-y; for {task.op} only the generic "
+            f"evidence is shown"
+            + (" (the model generalizes)." if generalized else " (the model has not generalized).")
+        )
+    else:
+        headline = f"No algorithm is claimed for {task.op} on permutations; the generic evidence is shown" + (
+            " (the model generalizes)." if generalized else " (the model has not generalized)."
+        )
+    return {"claim": claim, "headline": headline, "evidence": evidence}

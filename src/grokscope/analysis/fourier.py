@@ -1,0 +1,177 @@
+"""Fourier analysis on Z_p: basis, spectra of embeddings, key frequencies, sparsity, neurons, logits.
+
+Conventions (Nanda et al. 2023): the orthonormal basis of R^p has rows 1/sqrt(p), then for
+k = 1..(p-1)//2 the unit vectors cos(w_k x) and sin(w_k x) with w_k = 2 pi k / p (and, for even p,
+the Nyquist row cos(pi x)). A frequency's norm in a matrix W (p, d) whose rows are indexed by the
+value x is sqrt(|F_cos_k W|^2 + |F_sin_k W|^2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def n_frequencies(p: int) -> int:
+    """Number of non-constant frequencies with a cos and a sin row: (p - 1) // 2."""
+    return (p - 1) // 2
+
+
+def fourier_basis(p: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, list[str]]:
+    """Orthonormal Fourier basis of R^p as rows (p, p) and their names ('const', 'cos 1', 'sin 1', ...)."""
+    x = torch.arange(p, dtype=torch.float64)
+    rows, names = [torch.ones(p, dtype=torch.float64)], ["const"]
+    for k in range(1, n_frequencies(p) + 1):
+        w = 2 * math.pi * k / p
+        rows += [torch.cos(w * x), torch.sin(w * x)]
+        names += [f"cos {k}", f"sin {k}"]
+    if p % 2 == 0:
+        rows.append(torch.cos(math.pi * x))
+        names.append(f"cos {p // 2}")
+    F = torch.stack(rows)  # (p, p)
+    return (F / F.norm(dim=1, keepdim=True)).to(dtype), names
+
+
+def frequency_norms(W: torch.Tensor, p: int) -> torch.Tensor:
+    """Per-frequency norms (n_frequencies(p),) of W (p, d), rows indexed by value; frequency k at index k-1.
+
+    The constant component is left out (it carries no information about x).
+    """
+    F, _ = fourier_basis(p)
+    C = F @ W.detach().to(torch.float64).cpu()  # (p, d) coefficients
+    K = n_frequencies(p)
+    sq = C[1 : 1 + 2 * K].pow(2).sum(dim=1).reshape(K, 2).sum(dim=1)  # (K,)
+    return sq.sqrt()
+
+
+def gini(values: torch.Tensor) -> float:
+    """Gini coefficient of non-negative values: 0 when all equal, (n-1)/n for a single non-zero."""
+    c = torch.sort(values.detach().to(torch.float64).flatten().abs()).values
+    n, total = c.numel(), float(c.sum())
+    if n == 0 or total == 0:
+        return 0.0
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    return float(((2 * i - n - 1) * c).sum() / (n * total))
+
+
+def ipr(values: torch.Tensor, r: int = 2) -> float:
+    """Inverse participation ratio sum_k (|v_k| / |v|_2)^(2r): 1 for a one-hot vector, 1/n^(r-1) for flat."""
+    v = values.detach().to(torch.float64).flatten().abs()
+    norm = float(v.norm())
+    return 0.0 if norm == 0 else float((v / norm).pow(2 * r).sum())
+
+
+def top_mass(norms: torch.Tensor, k: int) -> float:
+    """Fraction of the squared norm held by the k largest frequencies."""
+    sq = norms.to(torch.float64).pow(2)
+    total = float(sq.sum())
+    return 0.0 if total == 0 else float(torch.topk(sq, min(k, sq.numel())).values.sum() / total)
+
+
+def key_frequencies(
+    norms: torch.Tensor, *, max_keys: int | None = None, min_gap: float = 4.0
+) -> tuple[list[int], float]:
+    """Frequencies (1-based) above the largest drop in the sorted squared spectrum, and that drop's ratio.
+
+    Sort the squared norms in decreasing order and cut where consecutive values fall by the
+    largest factor (searching the first `max_keys` cuts, default half the frequencies). A sparse
+    spectrum has one large drop after its key frequencies; a dense (e.g. untrained) one has none:
+    if the best ratio is below `min_gap`, no key frequencies are returned.
+    """
+    sq = norms.detach().to(torch.float64).pow(2)
+    n = sq.numel()
+    if n < 2 or float(sq.max()) == 0:
+        return [], 1.0
+    order = torch.argsort(sq, descending=True)
+    s = sq[order]
+    limit = min(max_keys or max(n // 2, 1), n - 1)
+    tiny = float(s[0]) * 1e-30
+    ratios = s[:limit] / (s[1 : limit + 1] + tiny)  # drop after position i
+    cut = int(torch.argmax(ratios))
+    ratio = float(ratios[cut])
+    if ratio < min_gap:
+        return [], ratio
+    return sorted(int(k) + 1 for k in order[: cut + 1]), ratio
+
+
+def spectrum_stats(norms: torch.Tensor) -> dict:
+    """Summary numbers of a frequency spectrum: Gini, IPR, key frequencies, mass in the top 5 / 8."""
+    keys, gap = key_frequencies(norms)
+    sq = norms.to(torch.float64).pow(2)
+    total = float(sq.sum())
+    key_mass = float(sq[[k - 1 for k in keys]].sum() / total) if keys and total else 0.0
+    return {
+        "gini": gini(norms),
+        "ipr": ipr(norms),
+        "key_freqs": keys,
+        "key_gap": gap,
+        "key_mass": key_mass,
+        "top5_mass": top_mass(norms, 5),
+        "top8_mass": top_mass(norms, 8),
+    }
+
+
+def neuron_frequencies(acts: torch.Tensor, p: int, *, threshold: float = 0.85) -> dict:
+    """Each neuron's dominant frequency from its activations over the (x, y) grid.
+
+    acts: (p, p, n_neurons), indexed [x, y]. The activations are centred, transformed with the
+    2-D Fourier basis, and for each frequency k the fraction of a neuron's variance in the span
+    of polynomials of degree <= 2 in cos/sin(w_k x) and cos/sin(w_k y) is measured: the
+    components {const, cos k, sin k} x {const, cos k, sin k} (linear terms and the products) plus
+    frequency 2k in x alone and in y alone (from cos^2, sin^2 and cos*sin). Returns 'freq' (n,)
+    the 1-based dominant frequency, 'frac' (n,) the fraction it explains, and 'clusters'
+    {k: count of neurons with frac >= threshold} plus the count of the rest under 'noise'.
+    """
+    F, _ = fourier_basis(p)
+    A = acts.detach().to(torch.float64).cpu()
+    A = A - A.mean(dim=(0, 1), keepdim=True)
+    C = torch.einsum("ax,by,xyn->abn", F, F, A)  # (p, p, n) 2-D coefficients
+    total = C.pow(2).sum(dim=(0, 1)).clamp_min(1e-300)  # (n,)
+    K = n_frequencies(p)
+    fracs = []
+    for k in range(1, K + 1):
+        idx = torch.tensor([0, 2 * k - 1, 2 * k])
+        block = C[idx][:, idx].pow(2).sum(dim=(0, 1)) - C[0, 0].pow(2)  # (n,) (const, const) excluded
+        k2 = 2 * k if 2 * k <= K else p - 2 * k  # frequency 2k, folded into 1..K
+        if 1 <= k2 <= K and k2 != k:
+            i2 = torch.tensor([2 * k2 - 1, 2 * k2])
+            block = block + C[i2, 0].pow(2).sum(dim=0) + C[0, i2].pow(2).sum(dim=0)
+        fracs.append(block / total)
+    fr = torch.stack(fracs)  # (K, n)
+    best, arg = fr.max(dim=0)
+    freq = arg + 1
+    clusters: dict[str, int] = {}
+    for f, b in zip(freq.tolist(), best.tolist()):
+        key = str(f) if b >= threshold else "noise"
+        clusters[key] = clusters.get(key, 0) + 1
+    return {"freq": freq, "frac": best, "clusters": clusters}
+
+
+def logit_frequency_coefficients(logits: torch.Tensor, p: int, *, sign: int = 1) -> torch.Tensor:
+    """Coefficients c_k (n_frequencies(p),) of logits on cos(w_k(x + sign*y - z)).
+
+    logits: (p, p, p) indexed [x, y, z]. c_k = <L, T_k> / <T_k, T_k> with T_k the cos tensor, so
+    L = sum_k c_k T_k + (the rest); for Nanda's algorithm the c_k of key frequencies are large.
+    """
+    L = logits.detach().to(torch.float64).cpu()
+    # sum_{x,y,z} L cos(w_k(x + sign*y - z)) = Re DFT(L)[-k, -sign*k, k]; |T_k|^2 = p^3 / 2 (odd p)
+    D = torch.fft.fftn(L)  # (p, p, p) complex
+    ks = torch.arange(1, n_frequencies(p) + 1)
+    num = D[(-ks) % p, (-sign * ks) % p, ks % p].real
+    v = torch.arange(p, dtype=torch.float64)
+    den = (
+        torch.stack(
+            [
+                torch.cos(
+                    2 * math.pi * k / p * (v[:, None, None] + sign * v[None, :, None] - v[None, None, :])
+                )
+                .pow(2)
+                .sum()
+                for k in ks.tolist()
+            ]
+        )
+        if p % 2 == 0
+        else torch.full((len(ks),), p**3 / 2)
+    )
+    return num / den

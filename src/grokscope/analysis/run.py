@@ -1,0 +1,251 @@
+"""`analyze(run_dir)`: the analyses over every checkpoint of a run, written next to it.
+
+Writes RUN/analysis.jsonl (one line per checkpoint), RUN/analysis.json (key frequencies, final
+numbers, the algorithm card, figure list) and figures under RUN/figures/, then re-renders
+RUN/report.html with a "Learned algorithm" section. Everything is read from the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from grokscope import config as config_mod
+from grokscope import detect
+from grokscope.analysis import fourier, geometry, probe, progress
+from grokscope.analysis.card import algorithm_card
+from grokscope.errors import ConfigError
+from grokscope.models import build_model
+from grokscope.tasks import task_from_config
+from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
+from grokscope.training.checkpoint import load_checkpoint
+
+
+def _finite(v):
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _checkpoints(rd: RunDir, max_checkpoints: int | None) -> list[tuple[int, Path]]:
+    ckpts = rd.list_checkpoints(include_latest=True)
+    by_step: dict[int, Path] = {}
+    for step, path in ckpts:  # step_*.pt wins over latest.pt at the same step
+        if step not in by_step or path.name != "latest.pt":
+            by_step[step] = path
+    out = sorted(by_step.items())
+    if max_checkpoints and len(out) > max_checkpoints:
+        idx = sorted({round(i * (len(out) - 1) / (max_checkpoints - 1)) for i in range(max_checkpoints)})
+        out = [out[i] for i in idx]
+    return out
+
+
+def _fourier_task(task) -> int | None:
+    """+1 / -1 for x+y / x-y mod p (progress measures apply), else None."""
+    if task.kind == "modular" and task.op in progress.SIGNS and task.x.numel() == task.n_values**2:
+        return progress.SIGNS[task.op]
+    return None
+
+
+class _Analyzer:
+    def __init__(self, rd: RunDir):
+        self.rd = rd
+        self.cfg = config_mod.from_dict(rd.read_config_dict())
+        self.task = task_from_config(self.cfg)
+        torch.manual_seed(0)
+        self.model = build_model(self.cfg.model, self.task)
+        self.p = self.task.n_values
+        self.modular = self.task.kind == "modular"
+        self.sign = _fourier_task(self.task)
+        train = torch.zeros(self.task.x.numel(), dtype=torch.bool)
+        train[self.task.train_idx] = True
+        self.train_mask = train
+        grid = probe.grid_index(self.task)
+        self.grid_order = grid.reshape(-1) if self.sign is not None else None  # (p*p,) table rows, x outer
+
+    def load(self, path: Path) -> dict:
+        state = load_checkpoint(path)["model"]
+        self.model.load_state_dict(state)
+        return state
+
+    def logits(self, neurons: bool = True):
+        return probe.run_table(self.model, self.task, neurons=neurons)
+
+    def key_frequencies(self, logits: torch.Tensor) -> tuple[list[int], str]:
+        """Key frequencies of the final model: from the logits' cos(w(x+y-z)) coefficients, else W_E."""
+        if self.sign is not None:
+            L = logits[self.grid_order].reshape(self.p, self.p, self.p)
+            coef = fourier.logit_frequency_coefficients(L, self.p, sign=self.sign)
+            keys, _ = fourier.key_frequencies(coef.clamp_min(0))
+            if keys:
+                return keys, "logits"
+        if self.modular:
+            keys, _ = fourier.key_frequencies(fourier.frequency_norms(self._embed(), self.p))
+            return keys, "embedding"
+        return [], "none"
+
+    def _embed(self) -> torch.Tensor:
+        E = probe.embeddings(self.model, self.p)
+        return E["x"] if E["x"] is E["y"] else torch.cat([E["x"], E["y"]], dim=1)
+
+    def measure(self, step: int, state: dict, keys: list[int], *, rqi: bool) -> tuple[dict, dict]:
+        """One analysis.jsonl record, and the heavy per-checkpoint arrays kept for figures."""
+        logits, acts = self.logits()
+        z = self.task.z
+        pred = logits.argmax(dim=1) == z
+        rec: dict = {
+            "step": step,
+            "train_acc": float(pred[self.train_mask].double().mean()),
+            "test_acc": float(pred[~self.train_mask].double().mean()),
+            "sum_sq_weights": progress.sum_squared_weights(state),
+        }
+        arrays: dict = {"logits": logits}
+        E = self._embed()
+        if self.modular:
+            we = fourier.frequency_norms(E, self.p)
+            wu = fourier.frequency_norms(probe.unembedding(self.model), self.p)
+            for name, norms in (("W_E", we), ("W_U", wu)):
+                st = fourier.spectrum_stats(norms)
+                rec[f"{name}_gini"], rec[f"{name}_ipr"] = st["gini"], st["ipr"]
+                rec[f"{name}_top8_mass"] = st["top8_mass"]
+                sq = norms.pow(2)
+                rec[f"{name}_key_mass"] = (
+                    float(sq[[k - 1 for k in keys]].sum() / sq.sum()) if keys and float(sq.sum()) else None
+                )
+            rec["W_E_spectrum"] = [round(float(v), 6) for v in we]
+            arrays["W_E_norms"] = we
+            n = self.p
+            if acts is not None and self.task.x.numel() == n * n:
+                nf = fourier.neuron_frequencies(
+                    acts[probe.grid_index(self.task).reshape(-1)].reshape(n, n, -1), n
+                )
+                rec["neuron_clusters"] = nf["clusters"]
+                arrays["neurons"] = nf
+            if rqi:
+                rec["rqi"] = _finite(geometry.rqi(E))
+        if self.sign is not None:
+            L = logits[self.grid_order]
+            pm = progress.progress_measures(
+                L, z[self.grid_order], self.train_mask[self.grid_order], self.p, keys, self.sign
+            )
+            for k in (
+                "restricted_loss",
+                "restricted_acc",
+                "excluded_loss",
+                "excluded_acc",
+                "test_restricted_ratio",
+                "train_loss",
+                "test_loss",
+            ):
+                rec[k] = _finite(pm[k])
+            coef = fourier.logit_frequency_coefficients(L.reshape(n, n, n), n, sign=self.sign)
+            rec["logit_key_coefs"] = {str(k): round(float(coef[k - 1]), 6) for k in keys}
+        else:
+            import torch.nn.functional as F
+
+            for split, mask in (("train", self.train_mask), ("test", ~self.train_mask)):
+                rec[f"{split}_loss"] = _finite(F.cross_entropy(logits[mask].double(), z[mask]).item())
+        return rec, arrays
+
+
+def _nearest(ckpts: list[int], step: int | None) -> int | None:
+    return None if step is None or not ckpts else min(ckpts, key=lambda s: abs(s - step))
+
+
+def analyze(
+    run_dir,
+    *,
+    max_checkpoints: int | None = None,
+    figures: bool = True,
+    report: bool = True,
+    rqi_every: int = 1,
+) -> dict:
+    """Analyse every checkpoint of `run_dir`; returns the analysis.json dict (see module docstring)."""
+    t0 = time.perf_counter()
+    rd = RunDir(run_dir)
+    if not rd.config.is_file():
+        raise ConfigError(f"run: {str(run_dir)!r} is not a run directory (no config.json)")
+    ckpts = _checkpoints(rd, max_checkpoints)
+    if not ckpts:
+        raise ConfigError(f"run: {str(run_dir)!r} has no checkpoints to analyse")
+    an = _Analyzer(rd)
+    with torch.no_grad():
+        final_state = an.load(ckpts[-1][1])
+        final_logits, _ = an.logits(neurons=False)
+        keys, key_source = an.key_frequencies(final_logits)
+        records, arrays = [], {}
+        for i, (step, path) in enumerate(ckpts):
+            state = final_state if i == len(ckpts) - 1 else an.load(path)
+            if i == len(ckpts) - 1:
+                an.model.load_state_dict(final_state)
+            rqi = i % rqi_every == 0 or i == len(ckpts) - 1
+            rec, arr = an.measure(step, state, keys, rqi=rqi)
+            records.append(rec)
+            arrays[step] = arr
+    metrics = rd.read_metrics()
+    phase = detect.analyze(metrics) if metrics else None
+    final = records[-1]
+    extra = _final_details(an, arrays[ckpts[-1][0]], keys)
+    card = algorithm_card(
+        task=an.task,
+        records=records,
+        keys=keys,
+        key_source=key_source,
+        final=final,
+        details=extra,
+        phase=phase,
+    )
+    out = {
+        "format_version": 1,
+        "steps": [r["step"] for r in records],
+        "key_freqs": keys,
+        "key_source": key_source,
+        "fourier_task": an.sign is not None,
+        "final": final,
+        "details": extra,
+        "card": card,
+        "figures": [],
+        "seconds": None,
+    }
+    atomic_write_text(rd.path / "analysis.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    if figures:
+        from grokscope.report import analysis_plots
+
+        events = (phase or {}).get("events", {})
+        key_steps = {
+            "memorized": _nearest([s for s, _ in ckpts], events.get("memorized_step")),
+            "generalized": _nearest([s for s, _ in ckpts], events.get("generalized_step")),
+            "final": ckpts[-1][0],
+        }
+        out["figures"] = analysis_plots.draw_all(
+            rd.figures, an=an, records=records, arrays=arrays, keys=keys, phase=phase, key_steps=key_steps
+        )
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(rd.path / "analysis.json", out)
+    if report:
+        from grokscope.report.html import write_report
+
+        write_report(rd.path)
+    return out
+
+
+def _final_details(an: _Analyzer, arr: dict, keys: list[int]) -> dict:
+    """Numbers of the final checkpoint for the card: embedding spectrum, neurons, PCA, attention."""
+    d: dict = {"p": an.p, "task": f"{an.task.op} ({an.task.kind})", "chance": 1 / an.task.n_classes}
+    E = an._embed()
+    _, ratio = geometry.pca(E, 6)
+    d["pca_explained"] = [round(float(r), 4) for r in ratio]
+    if an.modular and "W_E_norms" in arr:
+        norms = arr["W_E_norms"]
+        d["W_E"] = fourier.spectrum_stats(norms)
+        d["circles"] = {str(k): round(geometry.frequency_plane(E, an.p, k)[1], 4) for k in keys}
+    if "neurons" in arr:
+        nf = arr["neurons"]
+        d["neuron_clusters"] = nf["clusters"]
+        d["n_neurons"] = int(nf["freq"].numel())
+    att = probe.attention_to_positions(an.model, an.task)
+    if att is not None:
+        d["attention_from_answer"] = [[round(float(v), 4) for v in row] for row in att]
+    return d

@@ -1,0 +1,246 @@
+"""Figures of `grokscope analyze` (matplotlib, Agg): spectrum over training, progress measures,
+embedding geometry, error maps, neuron clusters, attention. Each returns a {file, id, caption} entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from grokscope.report.plots import TEST_COLOR, TRAIN_COLOR, _pyplot, _save, _shade_phases
+
+
+def _entry(path: Path, id_: str, caption: str) -> dict:
+    return {"file": str(Path("figures") / path.name), "id": id_, "caption": caption}
+
+
+def spectrum_heatmap(records: list[dict], keys: list[int], path: Path) -> dict:
+    plt = _pyplot()
+    steps = [r["step"] for r in records]
+    S = torch.tensor([r["W_E_spectrum"] for r in records], dtype=torch.float64)  # (ckpt, K)
+    S = S / S.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-300)  # per-checkpoint unit norm
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    im = ax.imshow(
+        S.T.numpy(),
+        aspect="auto",
+        origin="lower",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(-0.5, len(steps) - 0.5, 0.5, S.shape[1] + 0.5),
+    )
+    ticks = sorted({round(i * (len(steps) - 1) / 7) for i in range(8)}) if len(steps) > 1 else [0]
+    ax.set_xticks(ticks, [f"{steps[i]:,}" for i in ticks], rotation=30, fontsize=8)
+    ax.set_xlabel("checkpoint (step)")
+    ax.set_ylabel("frequency k")
+    for k in keys:
+        ax.annotate(
+            f"{k}",
+            (len(steps) - 0.5, k),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=7,
+            va="center",
+            color="crimson",
+            annotation_clip=False,
+        )
+    fig.colorbar(im, ax=ax, label="share of W_E's Fourier norm")
+    ax.set_title("Fourier spectrum of the embedding over training" + (f" (key: {keys})" if keys else ""))
+    fig.tight_layout()
+    return _entry(
+        _save(fig, plt, path),
+        "fig-spectrum",
+        "Per-frequency norm of W_E (normalised per checkpoint) at every checkpoint; key "
+        "frequencies labelled on the right.",
+    )
+
+
+def progress_curves(records: list[dict], phase: dict | None, path: Path) -> dict:
+    plt = _pyplot()
+    steps = [r["step"] for r in records]
+    has_pm = any(r.get("restricted_loss") is not None for r in records)
+    n = 4 if has_pm else 2
+    fig, axes = plt.subplots(n, 1, figsize=(8.5, 2.3 * n + 0.6), sharex=True)
+
+    def line(ax, key, label, color, ls="-"):
+        ys = [r.get(key) if r.get(key) is not None else float("nan") for r in records]
+        ax.plot(steps, ys, ls, color=color, label=label, lw=1.5, marker=".", ms=3)
+
+    ax = axes[0]
+    line(ax, "train_loss", "train loss", TRAIN_COLOR)
+    line(ax, "test_loss", "test loss", TEST_COLOR)
+    if has_pm:
+        line(ax, "restricted_loss", "restricted loss (test)", "tab:green")
+        line(ax, "excluded_loss", "excluded loss (train)", "tab:purple")
+    ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8, loc="best")
+    i = 1
+    if has_pm:
+        line(axes[1], "test_restricted_ratio", "test loss / restricted loss", "tab:brown")
+        axes[1].set_yscale("log")
+        axes[1].set_ylabel("ratio")
+        axes[1].legend(fontsize=8)
+        line(axes[2], "W_E_gini", "Gini of W_E spectrum", "tab:olive")
+        line(axes[2], "W_U_gini", "Gini of W_U spectrum", "tab:cyan")
+        axes[2].set_ylabel("Gini")
+        axes[2].legend(fontsize=8)
+        i = 3
+    line(axes[i], "sum_sq_weights", "sum of squared weights", "black")
+    axes[i].set_ylabel("Σ θ²")
+    axes[i].set_xlabel("step")
+    if phase and phase.get("phases"):
+        handles = _shade_phases(axes, phase["phases"])
+        if handles:
+            axes[-1].legend(handles=handles, fontsize=7, loc="upper right", title="phase", title_fontsize=7)
+    fig.suptitle("Progress measures over checkpoints", fontsize=11)
+    fig.tight_layout()
+    return _entry(
+        _save(fig, plt, path),
+        "fig-progress",
+        "Train/test loss with restricted and excluded loss (Nanda et al. 2023), their ratio, "
+        "spectrum sparsity and total squared weights at every checkpoint; phases shaded.",
+    )
+
+
+def geometry(E: torch.Tensor, p: int, keys: list[int], path: Path) -> dict:
+    from grokscope.analysis.geometry import frequency_plane, pca
+
+    plt = _pyplot()
+    proj, ratio = pca(E, 4)
+    panels = [("PC1", "PC2", proj[:, 0], proj[:, 1])]
+    if proj.shape[1] >= 4:
+        panels.append(("PC3", "PC4", proj[:, 2], proj[:, 3]))
+    for k in keys[:4]:
+        c, share = frequency_plane(E, p, k)
+        panels.append((f"cos {k} plane", f"sin {k} ({share:.0%} of var.)", c[:, 0], c[:, 1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    values = torch.arange(E.shape[0])
+    for ax, (xl, yl, xs, ys) in zip(axes[0], panels):
+        ax.scatter(xs.numpy(), ys.numpy(), c=values.numpy(), cmap="hsv", s=14)
+        for v in range(0, E.shape[0], max(1, E.shape[0] // 8)):
+            ax.annotate(str(v), (float(xs[v]), float(ys[v])), fontsize=6, color="gray")
+        ax.set_xlabel(xl, fontsize=8)
+        ax.set_ylabel(yl, fontsize=8)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.tick_params(labelsize=6)
+    fig.suptitle(
+        "Embedding geometry (final checkpoint; colour = value). PCA explained variance: "
+        + ", ".join(f"{r:.0%}" for r in ratio.tolist()),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return _entry(
+        _save(fig, plt, path),
+        "fig-geometry",
+        "Embeddings projected on their principal components and on each key frequency's "
+        "cos/sin plane: a Fourier embedding draws one circle per key frequency.",
+    )
+
+
+def error_maps(maps: dict[str, dict], path: Path) -> dict:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    colors = ["#ffffff", "#9ecae1", "#fd8d3c", "#31a354", "#de2d26"]
+    labels = ["no pair", "train right", "train wrong", "test right", "test wrong"]
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.4 * len(maps), 3.7), squeeze=False)
+    for ax, (title, m) in zip(axes[0], maps.items()):
+        c, tr = m["correct"], m["train"]
+        code = torch.where(c < 0, 0, torch.where(tr, torch.where(c == 1, 1, 2), torch.where(c == 1, 3, 4)))
+        ax.imshow(code.numpy(), cmap=ListedColormap(colors), vmin=0, vmax=4, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("y", fontsize=8)
+        ax.set_ylabel("x", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.legend(
+        handles=[Patch(color=c, label=lab) for c, lab in zip(colors[1:], labels[1:])],
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _entry(
+        _save(fig, plt, path),
+        "fig-errors",
+        "Which (x, y) pairs the model gets right at key checkpoints (train pairs in blue/orange, "
+        "test pairs in green/red).",
+    )
+
+
+def neurons(nf: dict, path: Path) -> dict:
+    plt = _pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    clusters = nf["clusters"]
+    items = sorted(((k, v) for k, v in clusters.items() if k != "noise"), key=lambda kv: int(kv[0]))
+    names = [k for k, _ in items] + (["noise"] if "noise" in clusters else [])
+    counts = [v for _, v in items] + ([clusters["noise"]] if "noise" in clusters else [])
+    a1.bar(
+        range(len(names)), counts, color=["tab:blue"] * len(items) + ["lightgray"] * (len(names) - len(items))
+    )
+    a1.set_xticks(range(len(names)), names, fontsize=7, rotation=90 if len(names) > 12 else 0)
+    a1.set_xlabel("dominant frequency (frac. explained ≥ 0.85)")
+    a1.set_ylabel("neurons")
+    a2.hist(nf["frac"].numpy(), bins=20, range=(0, 1), color="tab:gray")
+    a2.axvline(0.85, color="crimson", ls="--", lw=1)
+    a2.set_xlabel("fraction of variance explained by the best frequency")
+    fig.suptitle("MLP neurons (final checkpoint)", fontsize=10)
+    fig.tight_layout()
+    return _entry(
+        _save(fig, plt, path),
+        "fig-neurons",
+        "Neuron clusters: each neuron's dominant frequency in the 2-D Fourier transform of its "
+        "activations over the (x, y) grid.",
+    )
+
+
+def attention(att: torch.Tensor, path: Path) -> dict:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    H, T = att.shape
+    width = 0.8 / H
+    for h in range(H):
+        ax.bar([t + h * width for t in range(T)], att[h].numpy(), width, label=f"head {h}")
+    ax.set_xticks([t + 0.4 - width / 2 for t in range(T)], ["x", "op", "y", "="][:T])
+    ax.set_ylabel("mean attention from '='")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _entry(
+        _save(fig, plt, path),
+        "fig-attention",
+        "Mean attention of the answer position to each input position, per head (layer 0).",
+    )
+
+
+def draw_all(
+    fig_dir: Path,
+    *,
+    an,
+    records: list[dict],
+    arrays: dict,
+    keys: list[int],
+    phase: dict | None,
+    key_steps: dict[str, int | None],
+) -> list[dict]:
+    """Draw every analysis figure that applies to the run; returns their entries."""
+    from grokscope.analysis import probe
+
+    fig_dir = Path(fig_dir)
+    out = []
+    if all("W_E_spectrum" in r for r in records):
+        out.append(spectrum_heatmap(records, keys, fig_dir / "fourier_spectrum.png"))
+    out.append(progress_curves(records, phase, fig_dir / "progress_measures.png"))
+    out.append(geometry(an._embed(), an.p, keys if an.modular else [], fig_dir / "geometry.png"))
+    maps = {}
+    for label, step in key_steps.items():
+        if step is not None and step in arrays and f"step {step:,}" not in {t.split(": ")[-1] for t in maps}:
+            maps[f"{label}: step {step:,}"] = probe.error_map(arrays[step]["logits"], an.task)
+    if maps:
+        out.append(error_maps(maps, fig_dir / "error_maps.png"))
+    final = arrays[records[-1]["step"]]
+    if "neurons" in final:
+        out.append(neurons(final["neurons"], fig_dir / "neurons.png"))
+    att = probe.attention_to_positions(an.model, an.task)
+    if att is not None:
+        out.append(attention(att, fig_dir / "attention.png"))
+    return out

@@ -1,0 +1,376 @@
+"""Run a sweep into a directory, resumably; rebuild its results table from the run directories.
+
+    SWEEP/sweep.json          the spec, the resolved base config and the list of runs
+    SWEEP/results.csv         one row per run (rebuilt from the run directories)
+    SWEEP/runs/NAME/          a normal run directory per run (config.json, metrics.jsonl, ...)
+
+A run trains into a hidden `runs/.partial.HOST.PID.NAME/` and is moved to `runs/NAME/` with one
+`os.replace` once it has finished (status completed or diverged), so `runs/NAME/` only ever holds a
+finished run. Running the same sweep again skips finished runs; partial directories whose process
+is gone are removed and their runs trained again from the start. Two processes training the same
+run is harmless: the first to finish publishes it, the other discards its copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grokscope.config import to_dict
+from grokscope.errors import ConfigError
+from grokscope.sweep.spec import SweepRun, SweepSpec, value_text
+from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
+
+SWEEP_FORMAT = 1
+FINISHED = ("completed", "diverged")
+RESULT_COLUMNS = ("seed", "status", "outcome", "memorized_step", "generalized_step", "delay_ratio",
+                  "final_train_acc", "final_test_acc", "final_train_loss", "final_test_loss",
+                  "steps_done", "wall_seconds", "run_dir")
+"""Columns of results.csv after `run` and the axis fields."""
+VOLATILE_COLUMNS = ("wall_seconds", "run_dir")
+"""Columns that differ between identical sweeps (timing, paths)."""
+_EXECUTOR_DIRS = ("slurm",)  # submitit's job files, created with the executor before sweep.json
+
+
+# ------------------------------------------------------------------------------------ one job
+
+
+def run_status(path: str | os.PathLike) -> str | None:
+    """The status in PATH/summary.json, or None when there is none (yet)."""
+    try:
+        return json.loads((Path(path) / "summary.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_finished(path: str | os.PathLike) -> bool:
+    return run_status(path) in FINISHED
+
+
+def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dict]:
+    """Job body: train each (config dict, run directory) not finished yet; never raises.
+
+    With `vectorize`, runs that `grokscope.sweep.ensemble.can_ensemble` accepts train together as
+    one ensemble; otherwise one after the other. Returns one record per run: name, status,
+    outcome, generalized_step, wall_seconds, error (a one-line message or None), skipped."""
+    from grokscope.config import from_dict
+
+    records, todo = [], []
+    for cfg_dict, out in items:
+        out = Path(out)
+        if is_finished(out):
+            records.append({**_record(out), "skipped": True})
+        else:
+            todo.append((from_dict(cfg_dict), out))
+    if vectorize and len(todo) > 1:
+        from grokscope.sweep.ensemble import can_ensemble
+
+        if can_ensemble([c for c, _ in todo]) is None:
+            return records + _train_together(todo)
+    return records + [_train_one(cfg, out) for cfg, out in todo]
+
+
+def _train_one(cfg, out: Path) -> dict:
+    from grokscope.training.loop import train
+
+    tmp = _partial_dir(out)
+    _remove(tmp)
+    try:
+        train(cfg, tmp, progress=False)
+    except Exception as e:  # one bad run must not take its pack down
+        _remove(tmp)
+        return _failed(out, e)
+    return _publish(tmp, out)
+
+
+def _train_together(todo: list[tuple[Any, Path]]) -> list[dict]:
+    from grokscope.sweep.ensemble import train_ensemble
+
+    tmps = [_partial_dir(out) for _, out in todo]
+    for t in tmps:
+        _remove(t)
+    try:
+        train_ensemble([c for c, _ in todo], tmps, progress=False)
+    except Exception as e:
+        for t in tmps:
+            _remove(t)
+        return [_failed(out, e) for _, out in todo]
+    return [{**_publish(t, out), "vectorized": True} for t, (_, out) in zip(tmps, todo)]
+
+
+def _publish(tmp: Path, out: Path) -> dict:
+    """Move a finished run from its partial directory to `out` (atomic); discard unfinished ones."""
+    status = run_status(tmp)
+    if status not in FINISHED:  # interrupted: it restarts from scratch next time
+        _remove(tmp)
+        return {"run": out.name, "status": status or "failed", "error": None, "skipped": False}
+    if out.exists() and not is_finished(out):  # a stale unfinished directory in the way
+        trash = out.parent / f".trash.{_host()}.{os.getpid()}.{out.name}"
+        os.replace(out, trash)
+        _remove(trash)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process published this run first: keep that one
+        _remove(tmp)
+        return {**_record(out), "skipped": True}
+    report = out / "report.html"
+    if report.is_file():  # the report names the run's directory: the partial one until now
+        from html import escape
+
+        atomic_write_text(report, report.read_text().replace(escape(str(tmp)), escape(str(out))))
+    return {**_record(out), "skipped": False}
+
+
+def _record(out: Path) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    return {"run": out.name, "status": s.get("status"), "outcome": s.get("phase"),
+            "generalized_step": (s.get("events") or {}).get("generalized_step"),
+            "wall_seconds": s.get("wall_seconds"), "error": None}
+
+
+def _failed(out: Path, e: Exception) -> dict:
+    return {"run": out.name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0],
+            "skipped": False}
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+
+
+def _partial_dir(out: Path) -> Path:
+    return out.parent / f".partial.{_host()}.{os.getpid()}.{out.name}"
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_partials(runs_dir: str | os.PathLike) -> int:
+    """Remove partial/trash directories left by dead processes of this host; returns how many."""
+    n = 0
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return 0
+    for p in runs_dir.iterdir():
+        parts = p.name.split(".", 4)  # ['', 'partial', HOST, PID, NAME]
+        if len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "trash") and parts[3].isdigit():
+            if parts[2] == _host() and int(parts[3]) != os.getpid() and not _alive(int(parts[3])):
+                _remove(p)
+                n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class SweepResult:
+    """What `run_sweep` returns."""
+
+    path: Path
+    n_runs: int
+    n_done_before: int
+    trained: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def check_out(path: Path, runs: list[SweepRun]) -> None:
+    """A sweep goes into a new or empty directory, or one holding this same sweep: finished runs
+    there must have exactly the configs the spec gives them now."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"out: {str(path)!r} is a file; give a directory for the sweep")
+    if not path.is_dir() or all(p.name in _EXECUTOR_DIRS for p in path.iterdir()):
+        return
+    if not (path / "sweep.json").is_file():
+        raise ConfigError(f"out: {str(path)!r} exists and is not a sweep directory (no sweep.json); "
+                          "choose a new directory")
+    for r in runs:
+        d = path / "runs" / r.name
+        if not is_finished(d):
+            continue
+        try:
+            old = _leaves(json.loads((d / "config.json").read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+        new = _leaves(json.loads(json.dumps(to_dict(r.config))))
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and key != "config_version":
+                raise ConfigError(f"out: {str(path)!r} holds run {r.name} trained with {key}="
+                                  f"{old.get(key)!r} but the spec now gives {new.get(key)!r}; "
+                                  "use a new --out for a different sweep")
+
+
+def run_sweep(spec: SweepSpec, out: str | os.PathLike, executor, *, pack: int = 1,
+              vectorize: bool = False, log: Callable[[str], None] = print) -> SweepResult:
+    """Train every run of `spec` not yet finished under `out` with `executor`, `pack` runs per job.
+
+    Checks everything before writing; writes sweep.json, then results.csv after every job."""
+    if pack < 1:
+        raise ConfigError(f"pack: must be >= 1, got {pack}")
+    path = Path(out).resolve()
+    runs = spec.expand()
+    check_out(path, runs)
+    todo = [r for r in runs if not is_finished(path / "runs" / r.name)]
+    (path / "runs").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path / "sweep.json", sweep_json(spec, runs))
+    clean_partials(path / "runs")
+    packs = [todo[i:i + pack] for i in range(0, len(todo), pack)]
+    result = SweepResult(path, len(runs), len(runs) - len(todo))
+    log(f"sweep {path}: {len(runs)} runs, {result.n_done_before} already done, {len(todo)} to train"
+        + (f" in {len(packs)} job{'s' * (len(packs) != 1)} of up to {pack}" if pack > 1 else "")
+        + (" (vectorized where possible)" if vectorize else "") + f" on {executor.describe()}")
+    lock, done = threading.Lock(), [0]
+
+    def finished(future, names: list[str]) -> None:
+        try:
+            records = future.result()
+        except BaseException as e:  # the job itself died (worker lost beyond retries, cancelled, ...)
+            records = [{**_failed(Path(n), e), "error": f"job lost: {type(e).__name__}: {e}".splitlines()[0]}
+                       for n in names]
+        with lock:
+            for rec in records:
+                done[0] += 1
+                _log_record(log, rec, done[0], len(todo))
+                (result.failed if rec["status"] not in FINISHED else result.trained).append(rec)
+                result.interrupted |= rec["status"] == "interrupted"
+            write_results(path)
+
+    args = [([(to_dict(r.config), str(path / "runs" / r.name)) for r in p], vectorize) for p in packs]
+    futures = []
+    try:
+        if getattr(executor, "batched", False):
+            futures = executor.submit_batch(run_pack, args)
+            for f, p in zip(futures, packs):
+                f.add_done_callback(lambda f, n=[r.name for r in p]: finished(f, n))
+        else:
+            for a, p in zip(args, packs):
+                if result.interrupted:
+                    break
+                futures.append(executor.submit(run_pack, *a))
+                futures[-1].add_done_callback(lambda f, n=[r.name for r in p]: finished(f, n))
+        wait(futures)  # job errors are recorded by `finished`
+    except KeyboardInterrupt:
+        result.interrupted = True
+        executor.shutdown(wait=False, cancel_futures=True)
+    with lock:
+        write_results(path)
+    clean_partials(path / "runs")
+    return result
+
+
+def _log_record(log, rec: dict, i: int, n: int) -> None:
+    width = len(str(n))
+    what = rec.get("outcome") or ""
+    if rec.get("generalized_step") is not None:
+        what += f", generalized at step {rec['generalized_step']:,}"
+    if rec.get("wall_seconds") is not None:
+        what += f" ({rec['wall_seconds']:.1f} s)"
+    if rec.get("skipped"):
+        what += " (already done)"
+    if rec.get("error"):
+        what += f" {rec['error']}"
+    log(f"[{i:>{width}}/{n}] {rec['run']}  {rec['status']}  {what}".rstrip())
+
+
+def sweep_json(spec: SweepSpec, runs: list[SweepRun]) -> dict:
+    from grokscope import __version__
+
+    return {"format_version": SWEEP_FORMAT, "grokscope_version": __version__, **spec.to_dict(),
+            "base_config": to_dict(spec.base_config()),
+            "runs": [{"name": r.name, "seed": r.seed,
+                      "values": {k: _jsonable(v) for k, v in r.values.items()}} for r in runs]}
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+# ------------------------------------------------------------------------------- the results
+
+
+def read_sweep(path: str | os.PathLike) -> dict:
+    """sweep.json of a sweep directory (ConfigError when there is none)."""
+    f = Path(path) / "sweep.json"
+    if not f.is_file():
+        raise ConfigError(f"sweep: {str(path)!r} is not a sweep directory (no sweep.json)")
+    return json.loads(f.read_text())
+
+
+def collect(path: str | os.PathLike, gap: int | None = None) -> tuple[dict, list[dict]]:
+    """(sweep.json, one row per run) read from the run directories; unfinished runs have status
+    'pending' and None in the result columns. Events and outcome come from each summary.json, or
+    with `gap` are recomputed from metrics.jsonl by `detect.analyze(records, gap)`."""
+    path = Path(path)
+    meta = read_sweep(path)
+    rows = []
+    for r in meta["runs"]:
+        d = path / "runs" / r["name"]
+        row: dict[str, Any] = {"run": r["name"], **r["values"]}
+        row.update(dict.fromkeys(RESULT_COLUMNS))
+        row.update(seed=r["seed"], status="pending", run_dir=f"runs/{r['name']}")
+        if is_finished(d):
+            s = json.loads((d / "summary.json").read_text())
+            if gap is not None:
+                from grokscope import detect
+                from grokscope.tracking.rundir import read_jsonl
+
+                analysis = detect.analyze(read_jsonl(d / "metrics.jsonl"), gap)
+                s = {**s, "events": analysis["events"], "phase": analysis["phase"]}
+            ev, final = s.get("events") or {}, s.get("final") or {}
+            row.update(status=s.get("status"), outcome=s.get("phase"), steps_done=s.get("steps_done"),
+                       wall_seconds=s.get("wall_seconds"),
+                       **{k: ev.get(k) for k in ("memorized_step", "generalized_step", "delay_ratio")},
+                       **{f"final_{k}": final.get(k) for k in ("train_acc", "test_acc", "train_loss",
+                                                               "test_loss")})
+        rows.append(row)
+    return meta, rows
+
+
+def write_results(path: str | os.PathLike) -> Path:
+    """Rebuild SWEEP/results.csv from the run directories (atomic write); returns its path."""
+    path = Path(path)
+    meta, rows = collect(path)
+    columns = ["run", *meta["axes"], *RESULT_COLUMNS]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(["" if row.get(c) is None and c not in meta["axes"] else
+                    value_text(row.get(c)) if c in meta["axes"] else row[c] for c in columns])
+    out = path / "results.csv"
+    atomic_write_text(out, buf.getvalue())
+    return out
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
+    """results.csv as a list of {column: text} rows."""
+    with open(Path(path) / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,363 @@
+"""Sweep specification: a base config, axes over dotted config fields, and seeds -> RunConfigs.
+
+An axis is a dotted config field and its values, written as one of
+
+    a,b,c              a list; each value is read like the field's command-line value
+                       (numbers, names, true/false, none)
+    START:STOP:N       N evenly spaced numbers from START to STOP, both included (numeric fields)
+    log:START:STOP:N   N log-spaced numbers from START to STOP, both included (START, STOP > 0)
+
+Integer fields round range values to the nearest integer. A spec file (JSON, or YAML when PyYAML
+is installed) holds the same, with JSON lists allowed for the values:
+
+    {"preset": "demo", "overrides": {"train.steps": 3000},
+     "axes": {"optim.weight_decay": [0, 0.1, 1], "task.train_fraction": "0.2:0.8:7"},
+     "seeds": 2}
+
+`seeds` is a count N (seeds 0..N-1) or a list of seeds; without it the base config's seed is used.
+Every run gets a deterministic name made of its axis values and seed, e.g.
+`weight_decay-0.1_train_fraction-0.5_seed-1`, which is also its directory under SWEEP/runs/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import typing
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from grokscope.config import RunConfig, apply_overrides, leaf_types, parse_value, validate
+from grokscope.errors import ConfigError
+
+SPEC_KEYS = ("preset", "config", "overrides", "axes", "seeds")
+_WRITTEN_KEYS = ("format_version", "base_config", "runs", "grokscope_version")  # in sweep.json, ignored
+_RESERVED = {"seed": "use seeds (a count like 3, or a list like 0,4,7) to sweep seeds",
+             "name": "run names are made by the sweep from the axis values"}
+_MAX_NAME = 120
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept field and its values, each as canonical text (parsed like a command-line value)."""
+
+    field: str
+    values: tuple[str, ...]
+
+    @property
+    def typed(self) -> list[Any]:
+        """The values converted to the field's type (floats, ints, None, strings, ...)."""
+        tp = leaf_types()[self.field]
+        return [parse_value(self.field, tp, v) for v in self.values]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: its name (also its directory name), config, axis values and seed."""
+
+    name: str
+    config: RunConfig
+    values: dict[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A base config (preset or config JSON, plus dotted overrides), axes and seeds."""
+
+    preset: str | None = "demo"
+    """Preset name of the base config (ignored when `config` is set)."""
+    config: str | None = None
+    """Path of a config JSON (a run's config.json works) used as the base instead of a preset."""
+    overrides: tuple[tuple[str, str], ...] = ()
+    """Dotted field overrides of the base config, as (field, text) pairs."""
+    axes: tuple[Axis, ...] = ()
+    """Swept fields; runs are their Cartesian product (times the seeds)."""
+    seeds: tuple[int, ...] | None = None
+    """Seeds of every cell; None uses the base config's seed."""
+
+    def base_config(self) -> RunConfig:
+        """The validated base config: preset or config file, then the overrides."""
+        from grokscope.presets import get_preset
+
+        if self.config is not None:
+            path = Path(self.config)
+            if not path.is_file():
+                raise ConfigError(f"config: {str(path)!r} is not a file")
+            base = _load_config_json(path)
+        else:
+            base = get_preset(self.preset or "demo")
+        fields = {a.field for a in self.axes}
+        for key, _ in self.overrides:
+            if key in fields:
+                raise ConfigError(f"{key}: set both as an axis and as a base override; keep one")
+        return validate(apply_overrides(base, dict(self.overrides)))
+
+    def expand(self) -> list[SweepRun]:
+        """Every run of the sweep, validated: axes in order (the last varies fastest), then seeds."""
+        base = self.base_config()
+        seeds = self.seeds if self.seeds is not None else (base.seed,)
+        labels = _labels([a.field for a in self.axes])
+        runs, seen = [], set()
+        for combo in itertools.product(*(a.values for a in self.axes)):
+            texts = dict(zip([a.field for a in self.axes], combo))
+            cell = apply_overrides(base, texts)
+            for seed in seeds:
+                name = run_name(labels, texts, seed)
+                cfg = replace(cell, seed=seed, name=f"{base.name}-{name}" if base.name else name)
+                try:
+                    validate(cfg)
+                except ConfigError as e:
+                    raise ConfigError(f"{e} (in sweep run {name})") from None
+                if name in seen:  # only possible after long names were shortened
+                    raise ConfigError(f"axes: two runs would both be named {name!r}")
+                seen.add(name)
+                values = {a.field: _value(a.field, t) for a, t in zip(self.axes, combo)}
+                runs.append(SweepRun(name, cfg, values, seed))
+        return runs
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (typed axis values), readable back by `spec_from_dict`."""
+        config = None if self.config is None else str(Path(self.config).resolve())
+        return {"preset": None if self.config is not None else self.preset, "config": config,
+                "overrides": dict(self.overrides),
+                "axes": {a.field: [_jsonable(v) for v in a.typed] for a in self.axes},
+                "seeds": None if self.seeds is None else list(self.seeds)}
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+def parse_axis(field: str, values: Any) -> Axis:
+    """Axis from `field` and its values: a list, or text in the list/range syntax of this module."""
+    tp = _field_type(field)
+    if isinstance(values, (list, tuple)):
+        texts = [value_text(v) for v in values]
+    elif isinstance(values, str):
+        texts = _expand_text(field, tp, values.strip())
+    elif values is None or isinstance(values, (int, float, bool)):
+        texts = [value_text(values)]
+    else:
+        raise ConfigError(f"{field}: axis values must be a list or text like 0,0.1,1 or 0.2:0.8:7, "
+                          f"got {values!r}")
+    if not texts or any(t == "" for t in texts):
+        raise ConfigError(f"{field}: empty axis value in {values!r}; give values like 0,0.1,1")
+    canon = []
+    for t in texts:
+        c = value_text(parse_value(field, tp, t))
+        if c in canon:
+            raise ConfigError(f"{field}: axis value {c} is given twice")
+        canon.append(c)
+    return Axis(field, tuple(canon))
+
+
+def parse_seeds(value: Any) -> tuple[int, ...]:
+    """A count N (-> 0..N-1), a list of seeds, or text: '3' (a count) or '0,4,7' (a list)."""
+    bad = ConfigError(f"seeds: must be a count N >= 1 or a list of seeds >= 0 like 0,4,7, got {value!r}")
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if len(parts) > 1:
+            parts = [p for p in parts if p] if parts[-1] == "" else parts
+            try:
+                value = [int(p) for p in parts]
+            except ValueError:
+                raise bad from None
+        else:
+            try:
+                value = int(value)
+            except ValueError:
+                raise bad from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= 100_000:
+            raise bad
+        return tuple(range(value))
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"seeds: a seed is given twice in {list(value)}")
+        return tuple(value)
+    raise bad
+
+
+def spec_from_dict(d: Any, *, where: str = "spec", root: Path | None = None) -> SweepSpec:
+    """SweepSpec from a JSON/YAML object; a relative `config` path is taken from `root`."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: must be an object with keys {', '.join(SPEC_KEYS)}, got {d!r}")
+    for key in d:
+        if key not in SPEC_KEYS and key not in _WRITTEN_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(SPEC_KEYS)}")
+    if d.get("preset") is not None and d.get("config") is not None:
+        raise ConfigError(f"{where}: give either preset or config, not both")
+    config = d.get("config")
+    if config is not None:
+        if not isinstance(config, str):
+            raise ConfigError(f"config: must be a path to a config JSON, got {config!r}")
+        if root is not None and not Path(config).is_absolute():
+            config = str(root / config)
+    preset = d.get("preset")
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"preset: must be a preset name, got {preset!r}")
+    overrides = d.get("overrides") or {}
+    axes = d.get("axes") or {}
+    for key, value in (("overrides", overrides), ("axes", axes)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be an object of dotted fields, got {value!r}")
+    for key in overrides:
+        _field_type(key)
+    return SweepSpec(preset=preset if preset is not None or config is not None else "demo",
+                     config=config, overrides=tuple((k, value_text(v)) for k, v in overrides.items()),
+                     axes=tuple(parse_axis(k, v) for k, v in axes.items()),
+                     seeds=None if d.get("seeds") is None else parse_seeds(d["seeds"]))
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read a spec file: JSON, or YAML (.yaml/.yml, needs PyYAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"spec: {str(path)!r} is not a file")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("spec: reading YAML needs PyYAML (pip install grokscope[yaml]); "
+                              "or write the spec as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"spec: {str(path)!r} is not valid YAML: {' '.join(str(e).split())}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"spec: {str(path)!r} is not valid JSON: {e}") from None
+    return spec_from_dict(data, root=path.parent)
+
+
+def merge(spec: SweepSpec, *, preset: str | None = None, config: str | None = None,
+          overrides: dict[str, str] | None = None, axes: list[Axis] = (),
+          seeds: tuple[int, ...] | None = None) -> SweepSpec:
+    """`spec` with command-line parts on top: they replace the preset/config and seeds, add to the
+    overrides, and replace (or add) axes of the same field."""
+    if preset is not None:
+        spec = replace(spec, preset=preset, config=None)
+    if config is not None:
+        spec = replace(spec, config=config, preset=None)
+    if overrides:
+        merged = {**dict(spec.overrides), **overrides}
+        spec = replace(spec, overrides=tuple(merged.items()))
+    if axes:
+        new = {a.field: a for a in axes}
+        kept = [new.pop(a.field, a) for a in spec.axes]
+        spec = replace(spec, axes=(*kept, *new.values()))
+    if seeds is not None:
+        spec = replace(spec, seeds=seeds)
+    return spec
+
+
+def run_name(labels: dict[str, str], texts: dict[str, str], seed: int) -> str:
+    """'weight_decay-0.1_train_fraction-0.5_seed-1' (unsafe characters %-escaped; long names hashed)."""
+    parts = [f"{labels[f]}-{quote(t, safe='._+-')}" for f, t in texts.items()] + [f"seed-{seed}"]
+    name = "_".join(parts)
+    if len(name) > _MAX_NAME:
+        name = name[:_MAX_NAME - 13] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
+
+
+def _labels(fields: list[str]) -> dict[str, str]:
+    """Short label of each field: its last dotted part, or the whole name where that is ambiguous."""
+    leaves = [f.rsplit(".", 1)[-1] for f in fields]
+    return {f: leaf if leaves.count(leaf) == 1 else f for f, leaf in zip(fields, leaves)}
+
+
+def _field_type(field: str) -> Any:
+    if field in _RESERVED:
+        raise ConfigError(f"{field}: cannot be swept as an axis; {_RESERVED[field]}")
+    types = leaf_types()
+    if field not in types:
+        apply_overrides(RunConfig(), {field: ""})  # raises "FIELD: unknown field (did you mean ...)"
+    return types[field]
+
+
+def _numeric(tp: Any) -> type | None:
+    """float or int when the field holds a number (possibly also None), else None."""
+    args = set(typing.get_args(tp)) if typing.get_args(tp) else {tp}
+    args.discard(type(None))
+    if float in args:
+        return float
+    if int in args and bool not in args:
+        return int
+    return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _expand_text(field: str, tp: Any, text: str) -> list[str]:
+    """List or range text -> the values' texts."""
+    kind = _numeric(tp)
+    is_log = text.lower().startswith("log:")
+    parts = text[4:].split(":") if is_log else text.split(":")
+    numbers = len(parts) == 3 and all(_number(p) is not None for p in parts)
+    looks_range = is_log or ("," not in text and ":" in text and (kind is not None or numbers))
+    if not looks_range:
+        return [p.strip() for p in text.split(",")]
+    usage = "START:STOP:N or log:START:STOP:N with N >= 1 points"
+    if kind is None:
+        raise ConfigError(f"{field}: a range needs a numeric field; give a list like a,b,c, got {text!r}")
+    nums = [_number(p) for p in parts]
+    if len(parts) != 3 or None in nums or not float(nums[2]).is_integer() or nums[2] < 1 or nums[2] > 10_000:
+        raise ConfigError(f"{field}: range must be {usage}, got {text!r}")
+    start, stop, n = nums[0], nums[1], int(nums[2])
+    if is_log and (start <= 0 or stop <= 0):
+        raise ConfigError(f"{field}: a log range needs START > 0 and STOP > 0, got {text!r}")
+    fracs = [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    if is_log:
+        vals = [math.exp(math.log(start) + f * (math.log(stop) - math.log(start))) for f in fracs]
+    else:
+        vals = [start + f * (stop - start) for f in fracs]
+    if kind is int:
+        out = [str(round(v)) for v in vals]
+        if len(set(out)) != len(out):
+            raise ConfigError(f"{field}: range {text!r} repeats integers after rounding; use fewer points")
+        return out
+    return [format(v, ".12g") for v in vals]
+
+
+def value_text(v: Any) -> str:
+    """A JSON/YAML or typed config value as command-line text (0.001, none, true, x+y, 0.9,0.98)."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ",".join(value_text(x) for x in v)
+    if isinstance(v, float):
+        return format(v, ".12g") if math.isfinite(v) else repr(v)
+    return str(v)
+
+
+def _value(field: str, text: str) -> Any:
+    return parse_value(field, leaf_types()[field], text)
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _load_config_json(path: Path) -> RunConfig:
+    from grokscope.config import load_json
+
+    try:
+        return load_json(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config: {str(path)!r} is not valid JSON: {e}") from None

@@ -1,0 +1,212 @@
+"""`grokscope sweep` end to end: run directories, results.csv, resume after a kill, bad input,
+`show` and `report` of a sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from grokscope.cli import main
+from grokscope.sweep.runner import read_results
+
+# tiny runs (~0.5 s each): x+y mod 23, d_model 32
+TINY = ["--task.p", "23", "--task.train_fraction", "0.6", "--train.steps", "150", "--train.eval_every", "10",
+        "--model.d_model", "32", "--model.d_mlp", "64", "--optim.lr", "1e-2", "--log.no-figure",
+        "--log.no-report"]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _snapshot(root) -> dict:
+    """{relative path: (mtime_ns, bytes)} of every file under root."""
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = (os.stat(p).st_mtime_ns, fh.read())
+    return out
+
+
+def _hidden(runs_dir) -> list[str]:
+    return [p.name for p in runs_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_sweep_end_to_end_rerun_show_report(tmp_path, capsys):
+    out = tmp_path / "sw"
+    argv = ["sweep", *TINY, "--log.report", "true", "--axis", "optim.weight_decay=0,1", "--seeds", "2",
+            "--out", str(out), "--workers", "1"]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert "4 runs, 0 already done, 4 to train" in stdout and "[4/4]" in stdout
+    names = [f"weight_decay-{w}_seed-{s}" for w in (0, 1) for s in (0, 1)]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == names
+    rows = read_results(out)
+    assert [r["run"] for r in rows] == names
+    assert [(r["optim.weight_decay"], r["seed"], r["status"]) for r in rows] == [
+        ("0", "0", "completed"), ("0", "1", "completed"), ("1", "0", "completed"), ("1", "1", "completed")]
+    for r in rows:
+        d = out / r["run_dir"]
+        cfg = json.loads((d / "config.json").read_text())
+        summary = json.loads((d / "summary.json").read_text())
+        assert cfg["optim"]["weight_decay"] == float(r["optim.weight_decay"])
+        assert cfg["seed"] == int(r["seed"])
+        assert cfg["task"]["p"] == 23 and cfg["train"]["steps"] == 150 and cfg["name"] == f"demo-{r['run']}"
+        assert r["outcome"] == summary["phase"] and float(r["final_test_acc"]) == summary["final"]["test_acc"]
+        assert (d / "metrics.jsonl").is_file() and list((d / "checkpoints").glob("step_*.pt"))
+        report = (d / "report.html").read_text()
+        assert str(d) in report and ".partial" not in report  # redrawn at its final place
+    spec = json.loads((out / "sweep.json").read_text())
+    assert spec["axes"] == {"optim.weight_decay": [0.0, 1.0]} and spec["seeds"] == [0, 1]
+    assert spec["overrides"]["train.steps"] == "150" and len(spec["runs"]) == 4
+    assert _hidden(out / "runs") == []
+
+    before = _snapshot(out / "runs")
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0 and "4 runs, 4 already done, 0 to train" in stdout
+    assert _snapshot(out / "runs") == before
+
+    code, stdout, err = run_cli(capsys, "show", str(out))
+    assert code == 0, err
+    assert "axes    optim.weight_decay (2); seeds [0, 1]" in stdout and "4 runs: 4 completed" in stdout
+    assert stdout.splitlines()[5].split()[:3] == ["weight_decay", "runs", "outcome"]
+    code, stdout, err = run_cli(capsys, "report", str(out))
+    assert code == 0 and stdout.strip() == str(out / "report.html")
+    assert "Phase diagrams" in (out / "report.html").read_text()
+
+
+def test_spec_file_with_command_line_on_top(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"preset": "demo", "overrides": {"train.steps": 9999},
+                                "axes": {"model.init_scale": "log:0.5:2:3"}, "seeds": [3]}))
+    out = tmp_path / "sw"
+    code, stdout, err = run_cli(capsys, "sweep", "--spec", str(spec), *TINY, "--axis", "model.init_scale=1",
+                                "--out", str(out))
+    assert code == 0, err
+    rows = read_results(out)
+    assert [(r["run"], r["model.init_scale"], r["steps_done"]) for r in rows] == [
+        ("init_scale-1_seed-3", "1", "150")]
+
+
+BAD = [
+    (["--axis", "optim.lrr=1,2"], "optim.lrr: unknown field (did you mean 'optim.lr'?)"),
+    (["--axis", "optim.lr"], "axis: expected FIELD=VALUES like optim.weight_decay=0,0.1,1, got 'optim.lr'"),
+    (["--axis", "optim.lr=1e-3,0.001"], "optim.lr: axis value 0.001 is given twice"),
+    (["--axis", "optim.lr=1", "--axis", "optim.lr=2"], "axis: optim.lr is given twice"),
+    (["--axis", "optim.lr=-1,1"], "optim.lr: must be > 0, got -1.0 (in sweep run weight_decay-0_lr--1"),
+    (["--axis", "task.train_fraction=0.2:0.8"], "task.train_fraction: range must be START:STOP:N"),
+    (["--axis", "seed=1,2"], "seed: cannot be swept as an axis; use seeds"),
+    (["--axis", "task.p=23,24", "--task.op", "x/y"], "task.p: must be a prime for op 'x/y'"),
+    (["--seeds", "0"], "seeds: must be a count N >= 1 or a list of seeds >= 0"),
+    (["--executor", "dask"], "executor: must be one of local, ray, slurm, got 'dask'"),
+    (["--address", "auto"], "address: only for --executor ray"),
+    (["--slurm", "x=1"], "slurm: only for --executor slurm"),
+    (["--executor", "slurm", "--slurm", "nonsense"], "slurm: expected KEY=VALUE like timeout_min=120"),
+    (["--pack", "0"], "pack: must be an integer >= 1, got '0'"),
+    (["--workers", "many"], "workers: must be an integer >= 1, got 'many'"),
+    (["--preset", "nope"], "preset: unknown preset 'nope'"),
+    (["--train.steps", "many"], "train.steps: must be an integer, got 'many'"),
+    (["--optim.lrr", "1"], "optim.lrr: unknown field"),
+    (["--spec", "missing.json"], "spec: 'missing.json' is not a file"),
+    (["positional"], "sweep: unexpected argument 'positional'"),
+    (["--pack"], "pack: missing value after --pack"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sw"
+    code, stdout, err = run_cli(capsys, "sweep", "--out", str(out), "--axis", "optim.weight_decay=0,1", *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("grokscope: error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_out_must_be_new_or_the_same_sweep(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "sweep", "--axis", "model.init_scale=1")
+    assert code == 2 and "out: give the sweep directory with --out DIR" in err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    code, _, err = run_cli(capsys, "sweep", *TINY, "--axis", "model.init_scale=1", "--out", str(other))
+    assert code == 2 and "is not a sweep directory (no sweep.json)" in err
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    out = tmp_path / "sw"
+    assert run_cli(capsys, "sweep", *TINY, "--axis", "model.init_scale=1", "--out", str(out))[0] == 0
+    before = _snapshot(out)
+    code, _, err = run_cli(capsys, "sweep", *TINY, "--train.steps", "160", "--axis", "model.init_scale=1",
+                           "--out", str(out))
+    assert code == 2
+    assert "holds run init_scale-1_seed-0 trained with train.steps=150 but the spec now gives 160" in err
+    assert _snapshot(out) == before
+
+
+def test_vectorize_is_the_default_on_cuda(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from grokscope.sweep import runner
+
+    seen = []
+
+    def fake_run_sweep(spec, out, executor, *, pack, vectorize, log):
+        seen.append((pack, vectorize))
+        out.mkdir()
+        (out / "sweep.json").write_text(json.dumps(runner.sweep_json(spec, spec.expand())))
+        return runner.SweepResult(out, 2, 0)
+
+    monkeypatch.setattr(runner, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    argv = ["sweep", *TINY, "--axis", "optim.weight_decay=0,1"]
+    for i, extra in enumerate([[], ["--pack", "4"], ["--no-vectorize"], ["--train.device", "cpu"]]):
+        assert run_cli(capsys, *argv, *extra, "--out", str(tmp_path / f"sw{i}"))[0] == 0
+    assert seen == [(32, True), (4, True), (1, False), (1, False)]
+
+
+def _published(runs_dir) -> set[str]:
+    return {p.name for p in runs_dir.iterdir()
+            if not p.name.startswith(".") and (p / "summary.json").is_file()}
+
+
+def test_killed_sweep_reruns_only_the_missing_runs(tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = ["sweep", *TINY, "--train.steps", "300", "--axis", "optim.weight_decay=0,1,2",
+            "--out", str(out), "--workers", "1"]
+    with open(tmp_path / "stdout.txt", "wb") as so, open(tmp_path / "stderr.txt", "wb") as se:
+        proc = subprocess.Popen([sys.executable, "-m", "grokscope", *args], stdout=so, stderr=se,
+                                start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not ((out / "runs").is_dir() and _published(out / "runs")):
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.time() < deadline, "the sweep did not progress"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = _published(out / "runs")
+    assert 1 <= len(done) < 3
+    before = {name: _snapshot(out / "runs" / name) for name in done}
+
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert f"3 runs, {len(done)} already done, {3 - len(done)} to train" in stdout
+    assert stdout.count("  completed  ") == 3 - len(done)
+    for name in done:
+        assert _snapshot(out / "runs" / name) == before[name]
+    assert _published(out / "runs") == {f"weight_decay-{w}_seed-0" for w in (0, 1, 2)}
+    assert _hidden(out / "runs") == []  # the killed run's partial directory is gone
+    assert [r["status"] for r in read_results(out)] == ["completed"] * 3
