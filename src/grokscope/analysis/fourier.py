@@ -123,22 +123,31 @@ def neuron_frequencies(acts: torch.Tensor, p: int, *, threshold: float = 0.85) -
     the 1-based dominant frequency, 'frac' (n,) the fraction it explains, and 'clusters'
     {k: count of neurons with frac >= threshold} plus the count of the rest under 'noise'.
     """
-    F, _ = fourier_basis(p)
-    A = acts.detach().to(torch.float64).cpu()
+    A = acts.detach().to(torch.float32).cpu()
     A = A - A.mean(dim=(0, 1), keepdim=True)
-    C = torch.einsum("ax,by,xyn->abn", F, F, A)  # (p, p, n) 2-D coefficients
-    total = C.pow(2).sum(dim=(0, 1)).clamp_min(1e-300)  # (n,)
+    F, _ = fourier_basis(p, torch.float32)
+    n = A.shape[-1]
+    C = (F @ A.reshape(p, p * n)).reshape(p, p, n)  # transform over x (float32 keeps this fast)
+    C = torch.matmul(F, C)  # and over y (batched over x rows): (p, p, n) 2-D coefficients
+    # energies grouped by (frequency of the x row, frequency of the y column): G (f_x, f_y, n)
     K = n_frequencies(p)
-    fracs = []
-    for k in range(1, K + 1):
-        idx = torch.tensor([0, 2 * k - 1, 2 * k])
-        block = C[idx][:, idx].pow(2).sum(dim=(0, 1)) - C[0, 0].pow(2)  # (n,) (const, const) excluded
-        k2 = 2 * k if 2 * k <= K else p - 2 * k  # frequency 2k, folded into 1..K
-        if 1 <= k2 <= K and k2 != k:
-            i2 = torch.tensor([2 * k2 - 1, 2 * k2])
-            block = block + C[i2, 0].pow(2).sum(dim=0) + C[0, i2].pow(2).sum(dim=0)
-        fracs.append(block / total)
-    fr = torch.stack(fracs)  # (K, n)
+    Q = C.to(torch.float64).pow(2)
+
+    def by_freq(T: torch.Tensor) -> torch.Tensor:  # sum the cos/sin rows of dim 0 per frequency
+        pairs = T[1 : 1 + 2 * K].reshape(K, 2, *T.shape[1:]).sum(dim=1)
+        return torch.cat([T[:1], pairs, T[1 + 2 * K :]])  # const, 1..K, Nyquist (even p)
+
+    G = by_freq(by_freq(Q).transpose(0, 1)).transpose(0, 1)
+    total = G.sum(dim=(0, 1)).clamp_min(1e-300)  # (n,)
+    ks = torch.arange(1, K + 1)
+    # {const, cos k, sin k} x {const, cos k, sin k} without (const, const), plus frequency 2k in x
+    # alone and in y alone (from cos^2, sin^2 and cos*sin), folded into 1..K
+    block = G[ks, 0] + G[0, ks] + G[ks, ks]  # (K, n)
+    k2 = torch.where(2 * ks <= K, 2 * ks, p - 2 * ks)
+    ok = (k2 >= 1) & (k2 <= K) & (k2 != ks)
+    k2 = k2.clamp(1, K)
+    block = block + torch.where(ok[:, None], G[k2, 0] + G[0, k2], torch.zeros_like(block))
+    fr = block / total  # (K, n)
     best, arg = fr.max(dim=0)
     freq = arg + 1
     clusters: dict[str, int] = {}
@@ -155,10 +164,15 @@ def logit_frequency_coefficients(logits: torch.Tensor, p: int, *, sign: int = 1)
     L = sum_k c_k T_k + (the rest); for Nanda's algorithm the c_k of key frequencies are large.
     """
     L = logits.detach().to(torch.float64).cpu()
-    # sum_{x,y,z} L cos(w_k(x + sign*y - z)) = Re DFT(L)[-k, -sign*k, k]; |T_k|^2 = p^3 / 2 (odd p)
-    D = torch.fft.fftn(L)  # (p, p, p) complex
+    # sum_{x,y,z} L cos(w_k(x + sign*y - z)) = Re sum_{x,y} e^{i w_k (x + sign*y)} sum_z L e^{-i w_k z}
     ks = torch.arange(1, n_frequencies(p) + 1)
-    num = D[(-ks) % p, (-sign * ks) % p, ks % p].real
+    v = torch.arange(p, dtype=torch.float64)
+    w = 2 * math.pi * ks.to(torch.float64) / p  # (K,)
+    ang = w[None, :] * v[:, None]  # (p, K): w_k z
+    Lf = L.reshape(p * p, p)
+    re, im = Lf @ torch.cos(ang), -(Lf @ torch.sin(ang))  # sum_z L e^{-i w_k z}: (p*p, K) each
+    phase = w[None, None, :] * (v[:, None, None] + sign * v[None, :, None])  # (p, p, K)
+    num = (re.reshape(p, p, -1) * torch.cos(phase) - im.reshape(p, p, -1) * torch.sin(phase)).sum(dim=(0, 1))
     v = torch.arange(p, dtype=torch.float64)
     den = (
         torch.stack(
