@@ -33,6 +33,41 @@ def test_last_position_shortcut_matches_full_computation(task, norm, n_layers):
     torch.testing.assert_close(pattern0.sum(-1), torch.ones_like(pattern0.sum(-1)))
 
 
+@pytest.mark.parametrize("norm", ["none", "pre"])
+def test_hooks_after_the_embedding_keep_the_fast_path_and_match_the_plain_one(task, norm):
+    torch.manual_seed(2)
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, norm=norm)
+    model = Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes).double()
+    tokens = task.tokens()[:150]
+    names = ["blocks.1.mlp.hook_post", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_q"]
+    out_fast, cache_fast = model.run_with_cache(tokens, names=names)  # no embedding hook: fast path
+    out_plain, cache_plain = model.run_with_cache(tokens, names=[*names, "hook_embed"])  # plain path
+    assert "hook_embed" in cache_plain and "hook_embed" not in cache_fast
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-10, atol=1e-10)
+    for n in names:
+        torch.testing.assert_close(cache_fast[n], cache_plain[n], rtol=1e-10, atol=1e-10, msg=n)
+
+    def zero_head0(q, _name):  # an edit inside block 0's attention works on both paths
+        q = q.clone()
+        q[:, 0] = 0
+        return q
+
+    with model.hooks([("blocks.0.attn.hook_q", zero_head0)]):
+        edited_fast = model(tokens)
+    with model.hooks([("blocks.0.attn.hook_q", zero_head0), ("hook_embed", lambda a, _n: None)]):
+        edited_plain = model(tokens)
+    torch.testing.assert_close(edited_fast, edited_plain, rtol=1e-10, atol=1e-10)
+    assert not torch.allclose(edited_fast, out_fast)
+    # an edit of block 0's input must reach its attention: that hook forces the plain path
+    with model.hooks([("blocks.0.hook_resid_pre", lambda a, _n: torch.zeros_like(a))]):
+        zeroed = model(tokens)
+    with torch.no_grad():  # the same model with zero embeddings has a zero block-0 input
+        model.embed.W_E.zero_()
+        model.pos_embed.W_pos.zero_()
+    torch.testing.assert_close(zeroed, model(tokens), rtol=1e-10, atol=1e-10)
+    assert not torch.allclose(zeroed, out_fast)
+
+
 def test_gradients_match_between_paths(task):
     torch.manual_seed(1)
     cfg = ModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64, norm="post")

@@ -131,13 +131,13 @@ def neuron_frequencies(acts: torch.Tensor, p: int, *, threshold: float = 0.85) -
     C = torch.matmul(F, C)  # and over y (batched over x rows): (p, p, n) 2-D coefficients
     # energies grouped by (frequency of the x row, frequency of the y column): G (f_x, f_y, n)
     K = n_frequencies(p)
-    Q = C.to(torch.float64).pow(2)
+    Q = C * C  # float32 energies; grouped sums are small (p / 2 + 1 squared cells), then float64
 
     def by_freq(T: torch.Tensor) -> torch.Tensor:  # sum the cos/sin rows of dim 0 per frequency
         pairs = T[1 : 1 + 2 * K].reshape(K, 2, *T.shape[1:]).sum(dim=1)
         return torch.cat([T[:1], pairs, T[1 + 2 * K :]])  # const, 1..K, Nyquist (even p)
 
-    G = by_freq(by_freq(Q).transpose(0, 1)).transpose(0, 1)
+    G = by_freq(by_freq(Q).transpose(0, 1)).transpose(0, 1).to(torch.float64)
     total = G.sum(dim=(0, 1)).clamp_min(1e-300)  # (n,)
     ks = torch.arange(1, K + 1)
     # {const, cos k, sin k} x {const, cos k, sin k} without (const, const), plus frequency 2k in x

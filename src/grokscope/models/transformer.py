@@ -215,8 +215,14 @@ class Transformer(HookedModule):
         self.unembed = Unembed(cfg.d_model, d_vocab_out, cfg.bias, std)
 
     def _hooks_attached(self) -> bool:
+        """Whether a hook is attached where the fast path would skip it or ignore its edits.
+
+        The fast path never calls hook_embed / hook_pos_embed, and block 0 attends from the
+        (token, position) table, so an edit made by blocks.0.hook_resid_pre would not reach its
+        attention. Every other hook point runs on the same tensors in both paths.
+        """
         if not hasattr(self, "_hook_list"):
-            self._hook_list = list(self.hook_points().values())
+            self._hook_list = [self.hook_embed, self.hook_pos_embed, self.blocks[0].hook_resid_pre]
         return any(h._forward_hooks or h._forward_pre_hooks for h in self._hook_list)
 
     def forward(self, tokens: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
