@@ -179,6 +179,12 @@ def test_algorithm_card_claims_fourier_only_with_ablation_evidence():
     assert weak["claim"] == "none" and "do not support" in weak["headline"]
     memorizer = _card({**base, "test_acc": 0.05, "restricted_acc": 0.99, "excluded_acc": 0.01})
     assert memorizer["claim"] == "none" and "not generalized" in memorizer["headline"]
+    dense = algorithm_card(task=build_task("modular", "x+y", p=31, train_fraction=0.5), records=[], keys=[],
+                           key_source="none", final={**base, "restricted_acc": None, "excluded_acc": None},
+                           details={"p": 31, "chance": 1 / 31, "n_neurons": 10,
+                                    "neuron_clusters": {"3": 4, "5": 3, "noise": 3}}, phase=None)
+    assert dense["claim"] == "none" and "7 of 10 neurons" in dense["headline"] and "over 2 frequencies" in (
+        dense["headline"])
     perm = build_task("permutation", "x*y", n=3, train_fraction=0.5)
     generic = algorithm_card(task=perm, records=[], keys=[], key_source="none",
                              final={"step": 10, "train_acc": 1.0, "test_acc": 1.0}, details={}, phase=None)

@@ -114,6 +114,14 @@ def algorithm_card(
             "Fourier algorithm is claimed"
             + (" although the model generalizes." if generalized else "; the model has not generalized.")
         )
+        single = {k: v for k, v in (clusters or {}).items() if k != "noise"}
+        n = details.get("n_neurons", sum((clusters or {}).values()))
+        if generalized and n and sum(single.values()) >= n / 2:
+            headline += (
+                f" Still, {sum(single.values())} of {n} neurons each respond to one frequency, spread "
+                f"over {len(single)} frequencies: a dense Fourier solution (as in Gromov 2023's analytic "
+                "MLP) that the sparse-key ablation cannot test."
+            )
     elif task.kind == "modular":
         headline = (
             f"The Fourier ablations are defined for x+y and x-y; for {task.op} only the generic "
