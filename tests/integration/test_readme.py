@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "memorized_step" in out
     assert (tmp_path / "runs" / "my-demo" / "summary.json").exists()
+    card = json.loads((tmp_path / "runs" / "my-demo" / "analysis.json").read_text())["card"]
+    assert card["headline"] in out  # the algorithm card's headline was printed
 
 
 def test_readme_drop_in_example_runs():
