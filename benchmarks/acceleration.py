@@ -123,7 +123,8 @@ def main() -> None:
         per_seed = ", ".join("-" if r["steps_to_95"] is None else str(r["steps_to_95"]) for r in rows)
         mark = ">" if cens else ""
         print(f"| {m} | {mark}{steps:,.0f} | {per_seed} | {'>' if wcens else ''}{wall:.1f} | "
-              f"{base_steps / steps:.1f}x | {base_wall / wall:.1f}x | "
+              f"{'<' if cens else ''}{base_steps / steps:.2f}x | "
+              f"{'<' if wcens else ''}{base_wall / wall:.2f}x | "
               f"{statistics.median(ratios) if ratios else float('nan'):.1f} |")
 
 
