@@ -1,4 +1,4 @@
-"""Command line: `grokscope train | presets | show`.
+"""Command line: `grokscope train | resume | presets | show | report | compare | analyze | sweep`.
 
 Overrides are dotted config fields, `--optim.lr 3e-3` or `--optim.lr=3e-3`; `train --help` lists
 them with their docstrings (rendered by tyro). Values are parsed and checked by grokscope itself
