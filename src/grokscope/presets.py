@@ -63,6 +63,10 @@ def nanda2023() -> RunConfig:
     1-layer transformer, d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm; AdamW lr 1e-3,
     wd 1, betas (0.9, 0.98), 10 warmup steps; 40,000 steps (the paper's mainline). The paper
     reports test accuracy jumping during cleanup, ~9.4k-14k steps.
+
+    Measured here (2-core CPU, 2 threads, seed 0): train accuracy >= 0.99 at step 158, test
+    accuracy >= 0.99 at step 7,800 (49x later), ~0.09 s per step; `grokscope analyze` finds 4 key
+    frequencies {1, 15, 42, 49} and claims the Fourier algorithm (docs/analysis.md).
     """
     return RunConfig(
         name="nanda2023",
