@@ -114,8 +114,11 @@ def _prieto_base(name: str, **train) -> RunConfig:
     return RunConfig(
         name=name,
         task=TaskConfig(kind="modular", op="x+y", p=113, train_fraction=0.4),
+        # init_scale 0.054: first-layer weights with std 0.038, as torch.nn.Linear's default init of
+        # the paper's code for 226 inputs (grokscope's own default, std 0.71 for one-hot inputs, is
+        # ~18x larger; with it ⊥AdamW memorizes without generalizing in 300 steps)
         model=ModelConfig(arch="mlp", mlp_input="onehot", n_layers=2, d_mlp=200, activation="relu",
-                          bias=False),
+                          bias=False, init_scale=0.054),
         optim=OptimConfig(name="adamw", lr=0.01, betas=(0.9, 0.99), eps=1e-25, weight_decay=0.0,
                           warmup_steps=0),
         train=TrainConfig(**{"batch_size": None, "eval_every": 100, **train}),
@@ -135,7 +138,12 @@ def prieto2025_stablemax() -> RunConfig:
 def prieto2025_orthograd() -> RunConfig:
     """Prieto et al. 2025: ⊥AdamW (gradients orthogonal to the weights) generalizes without a long
     plateau and without weight decay. Same MLP and data as prieto2025_stablemax, softmax
-    cross-entropy, 300 full-batch steps as in the paper's ⊥AdamW runs."""
+    cross-entropy, 300 full-batch steps as in the paper's ⊥AdamW runs.
+
+    Measured here (2-core CPU, ~20 s a run): seeds 0 / 1 train acc >= 0.99 at step 110 / 140 and
+    test acc >= 0.99 at step 120 / 150 (delay ratio ~1.1, outcome comprehension); seed 2 is at
+    train 0.989, test 0.941 at step 300. The same run without ⊥ (--optim.orthograd false)
+    memorizes at step 56 and ends with test accuracy 0.1%."""
     cfg = _prieto_base("prieto2025_orthograd", steps=300, loss="ce", eval_every=10)
     return replace(cfg, optim=replace(cfg.optim, orthograd=True))
 

@@ -131,3 +131,23 @@ def test_transfer_from_another_run(tmp_path):
     with pytest.raises(ConfigError, match=r"train.init_from: parameter 'blocks.0.mlp.W_in' has shape"):
         train(bigger, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_orthograd_generalizes_where_plain_adamw_only_memorizes(tmp_path):
+    """Prieto et al.'s setup, smaller (x+y mod 47): without weight decay ⊥AdamW reaches test accuracy
+    0.9 within 3x the memorization step; plain AdamW memorizes and stays near zero test accuracy."""
+    from grokscope import get_preset
+
+    base = get_preset("prieto2025_orthograd")
+    base = replace(base, task=replace(base.task, p=47), train=replace(base.train, steps=300, eval_every=10),
+                   log=replace(base.log, figure=False, report=False, progress=False))
+    runs = {}
+    for og in (True, False):
+        cfg = replace(base, optim=replace(base.optim, orthograd=og))
+        runs[og] = train(cfg, tmp_path / f"orthograd-{og}", progress=False).metrics
+    ortho, plain = runs[True], runs[False]
+    mem = next(r["step"] for r in ortho if r["train_acc"] >= 0.99)
+    t90 = next(r["step"] for r in ortho if r["test_acc"] >= 0.9)
+    assert t90 < 3 * mem, (mem, t90)
+    assert ortho[-1]["test_acc"] >= 0.9
+    assert any(r["train_acc"] >= 0.99 for r in plain) and max(r["test_acc"] for r in plain) < 0.05
