@@ -170,8 +170,9 @@ def gromov2023_mlp() -> RunConfig:
     """Gromov 2023 (Grokking modular arithmetic): a 2-layer fully connected net, f = W_U (W x)^2 on
     x = [one-hot(x), one-hot(y)], no biases, width 500, MSE on one-hot targets; x+y mod 97, 50%
     train, full batch AdamW lr 1e-2, betas (0.9, 0.98), as in Doshi et al.'s code (2,000 steps).
-    The trained weights approach Gromov's analytic solution (`grokscope.analysis.gromov`): each
-    neuron a single frequency; `grokscope analyze` shows it.
+    Its solution looks like Gromov's analytic one (`grokscope.analysis.gromov`): `grokscope analyze`
+    on the seed-0 run finds 293 of 500 neurons >= 85% explained by one frequency, spread over all 48
+    frequencies (a dense Fourier solution, no sparse key set).
 
     Measured here (2-core CPU, seed 0, wd 1): train accuracy >= 0.99 at step 640, test accuracy
     >= 0.99 at step 660 (wd 0: 580 / 680), about 160 s; with MSE at 50% data the model
