@@ -335,6 +335,16 @@ COMMANDS = {"train": cmd_train, "resume": cmd_resume, "presets": cmd_presets, "s
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `grokscope ... | head` closed stdout early: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     from grokscope.errors import ConfigError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -351,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as e:
         print(f"grokscope: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # handled in main(): the reader went away, not an error of the command
     except (json.JSONDecodeError, OSError) as e:
         print(f"grokscope: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -120,6 +120,12 @@ def test_installed_entry_point_and_help(tmp_path):
         "grokscope: error: task.p: must be a prime for op 'x/y', got 4")
     r = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--optim.lr" in r.stdout and "Peak learning rate" in r.stdout
+    # a reader that stops early (`grokscope train --help | head -1`) gets no traceback
+    proc = subprocess.Popen([exe, "train", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-500:]
 
 
 def test_init_from_flag_records_lineage(tmp_path, capsys):
