@@ -73,9 +73,7 @@ def error_map(logits: torch.Tensor, task: Task) -> dict[str, torch.Tensor]:
     grid = grid_index(task)
     ok = (logits.argmax(dim=1) == task.z).long()
     correct = torch.where(grid >= 0, ok[grid.clamp_min(0)], torch.full_like(grid, -1))
-    is_train = torch.zeros(task.x.numel(), dtype=torch.bool)
-    is_train[task.train_idx] = True
-    train = torch.where(grid >= 0, is_train[grid.clamp_min(0)], torch.zeros_like(grid, dtype=torch.bool))
+    train = (grid >= 0) & task.train_mask[grid.clamp_min(0)]
     return {"correct": correct, "train": train}
 
 

@@ -42,13 +42,6 @@ def _checkpoints(rd: RunDir, max_checkpoints: int | None) -> list[tuple[int, Pat
     return out
 
 
-def _fourier_task(task) -> int | None:
-    """+1 / -1 for x+y / x-y mod p (progress measures apply), else None."""
-    if task.kind == "modular" and task.op in progress.SIGNS and task.x.numel() == task.n_values**2:
-        return progress.SIGNS[task.op]
-    return None
-
-
 class _Analyzer:
     def __init__(self, rd: RunDir):
         self.rd = rd
@@ -58,12 +51,12 @@ class _Analyzer:
         self.model = build_model(self.cfg.model, self.task)
         self.p = self.task.n_values
         self.modular = self.task.kind == "modular"
-        self.sign = _fourier_task(self.task)
-        train = torch.zeros(self.task.x.numel(), dtype=torch.bool)
-        train[self.task.train_idx] = True
-        self.train_mask = train
-        grid = probe.grid_index(self.task)
-        self.grid_order = grid.reshape(-1) if self.sign is not None else None  # (p*p,) table rows, x outer
+        self.train_mask = self.task.train_mask
+        # every (x, y) pair is in the table: its rows in x-outer grid order, for the 2-D analyses
+        full = self.task.x.numel() == self.p**2
+        self.grid_order = probe.grid_index(self.task).reshape(-1) if full else None  # (p*p,)
+        # +1 / -1 for x+y / x-y mod p over the full grid (progress measures apply), else None
+        self.sign = progress.SIGNS.get(self.task.op) if self.modular and full else None
 
     def load(self, path: Path) -> dict:
         state = load_checkpoint(path)["model"]
@@ -90,9 +83,13 @@ class _Analyzer:
         E = probe.embeddings(self.model, self.p)
         return E["x"] if E["x"] is E["y"] else torch.cat([E["x"], E["y"]], dim=1)
 
-    def measure(self, step: int, state: dict, keys: list[int], *, rqi: bool) -> tuple[dict, dict]:
-        """One analysis.jsonl record, and the heavy per-checkpoint arrays kept for figures."""
-        logits, acts = self.logits()
+    def measure(self, step: int, state: dict, keys: list[int], *, rqi: bool,
+                table: tuple | None = None) -> tuple[dict, dict]:
+        """One analysis.jsonl record, and the heavy per-checkpoint arrays kept for figures.
+
+        `table`: the (logits, activations) of `self.logits()` when already computed for this state.
+        """
+        logits, acts = self.logits() if table is None else table
         z = self.task.z
         pred = logits.argmax(dim=1) == z
         rec: dict = {
@@ -117,10 +114,8 @@ class _Analyzer:
             rec["W_E_spectrum"] = [round(float(v), 6) for v in we]
             arrays["W_E_norms"] = we
             n = self.p
-            if acts is not None and self.task.x.numel() == n * n:
-                nf = fourier.neuron_frequencies(
-                    acts[probe.grid_index(self.task).reshape(-1)].reshape(n, n, -1), n
-                )
+            if acts is not None and self.grid_order is not None:
+                nf = fourier.neuron_frequencies(acts[self.grid_order].reshape(n, n, -1), n)
                 rec["neuron_clusters"] = nf["clusters"]
                 arrays["neurons"] = nf
             if rqi:
@@ -140,6 +135,7 @@ class _Analyzer:
                 "test_loss",
             ):
                 rec[k] = _finite(pm[k])
+            n = self.p
             coef = fourier.logit_frequency_coefficients(L.reshape(n, n, n), n, sign=self.sign)
             rec["logit_key_coefs"] = {str(k): round(float(coef[k - 1]), 6) for k in keys}
         else:
@@ -173,15 +169,16 @@ def analyze(
     an = _Analyzer(rd)
     with torch.no_grad():
         final_state = an.load(ckpts[-1][1])
-        final_logits, _ = an.logits(neurons=False)
-        keys, key_source = an.key_frequencies(final_logits)
+        final_table = an.logits()  # the final checkpoint's forward pass serves the keys and its record
+        keys, key_source = an.key_frequencies(final_table[0])
         records, arrays = [], {}
         for i, (step, path) in enumerate(ckpts):
-            state = final_state if i == len(ckpts) - 1 else an.load(path)
-            if i == len(ckpts) - 1:
+            last = i == len(ckpts) - 1
+            if last:  # the model ends on the final weights (details and figures read it)
                 an.model.load_state_dict(final_state)
-            rqi = i % rqi_every == 0 or i == len(ckpts) - 1
-            rec, arr = an.measure(step, state, keys, rqi=rqi)
+            state = final_state if last else an.load(path)
+            rec, arr = an.measure(step, state, keys, rqi=last or i % rqi_every == 0,
+                                  table=final_table if last else None)
             records.append(rec)
             arrays[step] = arr
     metrics = rd.read_metrics()

@@ -41,7 +41,7 @@ from grokscope.training.checkpoint import save_checkpoint
 from grokscope.training.common import Sampler, check_out, resolve_device, versions
 from grokscope.training.loop import RunResult
 from grokscope.training.losses import _dtype, _s
-from grokscope.training.monitor import Monitor
+from grokscope.training.monitor import Monitor, publish
 from grokscope.training.optim import UpdateRule, lr_at
 from grokscope.training.schedules import StepSchedule
 
@@ -429,12 +429,8 @@ def train_ensemble(configs: list[RunConfig], outs: list[Path],
         r = {"step": ens.step, **{k: stats[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc",
                                                         "weight_norm")},
              "lr": ens.lrs[i], "softmax_collapse": stats["softmax_collapse"], "elapsed": elapsed()}
-        m.tracker.log({k: v for k, v in r.items() if k != "step"}, ens.step)
-        m.records.append(r)
-        for name, message in m.monitor.update(r):
-            m.tracker.event(name, ens.step, message)
-            if not bar.disable:
-                bar.write(f"[grokscope] {configs[i].name or i}: {message}")
+        publish(r, tracker=m.tracker, records=m.records, monitor=m.monitor, bar=bar,
+                label=f"{configs[i].name or i}: ")
         return r
 
     def save(i: int, path: Path) -> None:

@@ -29,6 +29,13 @@ class Task:
     meta: dict  # JSON-serialisable description
 
     @property
+    def train_mask(self) -> torch.Tensor:
+        """(N,) bool over the table rows: True for the training rows."""
+        mask = torch.zeros(self.z.numel(), dtype=torch.bool)
+        mask[self.train_idx] = True
+        return mask
+
+    @property
     def n_classes(self) -> int:
         """Number of output classes (== ``n_values``)."""
         return self.n_values

@@ -68,8 +68,7 @@ def augment_commutative(task: Task) -> Task:
     """
     n_table = task.z.numel()
     partner = _swap_rows(task)  # (N,)
-    in_train = torch.zeros(n_table, dtype=torch.bool)
-    in_train[task.train_idx] = True
+    in_train = task.train_mask
 
     partner_of_train = partner[task.train_idx]  # (n_train,)
     # Swap is an involution, so distinct train rows have distinct partners: no duplicates here.

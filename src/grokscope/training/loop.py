@@ -37,7 +37,7 @@ from grokscope.training.common import (
     weight_norm,
 )
 from grokscope.training.losses import loss_fn
-from grokscope.training.monitor import Monitor
+from grokscope.training.monitor import Monitor, publish
 from grokscope.training.optim import UpdateRule, lr_at
 from grokscope.training.schedules import StepSchedule, dropout_at
 
@@ -259,12 +259,7 @@ class _Run:
                 _, r["stage_train_acc"] = evaluate(self.model, self.train_x[self.active],
                                                    self.train_y[self.active], tr.loss, tr.loss_dtype)
         train_loss, train_acc = r["train_loss"], r["train_acc"]
-        self.tracker.log({k: v for k, v in r.items() if k != "step"}, self.step)
-        self.records.append(r)
-        for name, message in self.monitor.update(r):
-            self.tracker.event(name, self.step, message)
-            if not bar.disable:
-                bar.write(f"[grokscope] {message}")
+        publish(r, tracker=self.tracker, records=self.records, monitor=self.monitor, bar=bar)
         bar.set_postfix({"train acc": f"{train_acc:.3f}", "test acc": f"{test_acc:.3f}",
                          "loss": f"{train_loss:.3g}"}, refresh=False)
         return r

@@ -64,3 +64,14 @@ class Monitor:
                 and step >= self.generalized_at + c.stop_after):
             return f"{c.stop_after} steps after generalization at step {self.generalized_at}"
         return None
+
+
+def publish(r: dict, *, tracker, records: list, monitor: Monitor, bar, label: str = "") -> None:
+    """Send an evaluation record to the tracker, keep it, and announce the events it triggers
+    (on the progress bar too, unless the bar is off); `label` prefixes the announcements."""
+    tracker.log({k: v for k, v in r.items() if k != "step"}, r["step"])
+    records.append(r)
+    for name, message in monitor.update(r):
+        tracker.event(name, r["step"], message)
+        if not bar.disable:
+            bar.write(f"[grokscope] {label}{message}")
