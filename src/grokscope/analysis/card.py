@@ -47,10 +47,10 @@ def algorithm_card(
             f"{(details['p'] - 1) // 2} frequencies hold "
             f"{_pct(w['top8_mass'])} of the squared norm."
         )
-    clusters = details.get("neuron_clusters")
+    clusters = details.get("neuron_clusters") or {}
+    single = {k: v for k, v in clusters.items() if k != "noise"}  # neurons per frequency
+    n = details.get("n_neurons", sum(clusters.values()))
     if clusters:
-        single = {k: v for k, v in clusters.items() if k != "noise"}
-        n = details.get("n_neurons", sum(clusters.values()))
         if single:
             top = sorted(single.items(), key=lambda kv: -kv[1])[:6]
             evidence.append(
@@ -114,8 +114,6 @@ def algorithm_card(
             "Fourier algorithm is claimed"
             + (" although the model generalizes." if generalized else "; the model has not generalized.")
         )
-        single = {k: v for k, v in (clusters or {}).items() if k != "noise"}
-        n = details.get("n_neurons", sum((clusters or {}).values()))
         if generalized and n and sum(single.values()) >= n / 2:
             headline += (
                 f" Still, {sum(single.values())} of {n} neurons each respond to one frequency, spread "

@@ -173,19 +173,5 @@ def logit_frequency_coefficients(logits: torch.Tensor, p: int, *, sign: int = 1)
     re, im = Lf @ torch.cos(ang), -(Lf @ torch.sin(ang))  # sum_z L e^{-i w_k z}: (p*p, K) each
     phase = w[None, None, :] * (v[:, None, None] + sign * v[None, :, None])  # (p, p, K)
     num = (re.reshape(p, p, -1) * torch.cos(phase) - im.reshape(p, p, -1) * torch.sin(phase)).sum(dim=(0, 1))
-    v = torch.arange(p, dtype=torch.float64)
-    den = (
-        torch.stack(
-            [
-                torch.cos(
-                    2 * math.pi * k / p * (v[:, None, None] + sign * v[None, :, None] - v[None, None, :])
-                )
-                .pow(2)
-                .sum()
-                for k in ks.tolist()
-            ]
-        )
-        if p % 2 == 0
-        else torch.full((len(ks),), p**3 / 2)
-    )
-    return num / den
+    # |T_k|^2 = sum cos^2(w_k m) = p^3/2 for every p: the cos(2 w_k m) half sums to 0 since 2k < p
+    return num / (p**3 / 2)
