@@ -23,10 +23,11 @@ _UNIONS = (typing.Union, types.UnionType)
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """What to learn: a binary-operation table and its train/test split."""
+    """What to learn: a registered task kind and its fields (built in: binary-operation tables)."""
 
-    kind: Literal["modular", "permutation"] = "modular"
-    """Table family: 'modular' (arithmetic mod p) or 'permutation' (the group S_n)."""
+    kind: str = "modular"
+    """Task kind: 'modular' (arithmetic mod p), 'permutation' (the group S_n), or a registered
+    plug-in kind (see docs/extending.md)."""
     op: str = "x+y"
     """Operation, e.g. 'x+y', 'x/y' (modular inverse), 'x^2+y^2'; for S_n: 'x*y', 'x*y*x^-1', 'x*y*x'."""
     p: int = 97
@@ -42,18 +43,27 @@ class TaskConfig:
     augment: Literal["none", "commutative"] = "none"
     """'commutative' adds the swapped pair (y, x) of every training pair (commutative ops only);
     the effective train fraction grows (0.3 -> ~0.51), recorded in summary.json's task."""
+    generalization_split: str | None = None
+    """Split whose accuracy dates generalization (events, phases, stop rules, report headline,
+    sweeps); None uses the task's own (test for the tables)."""
+    options: dict[str, int | float | str | bool] = field(default_factory=dict)
+    """Fields of a plug-in task kind, {name: value}, checked against the kind's options
+    (on the command line: --task.options.NAME VALUE)."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. Transformer fields follow TransformerLens names; the MLP reuses n_layers/d_mlp."""
+    """The network, built for the task's inputs. Transformer fields follow TransformerLens names; the
+    MLP, CNN and LSTM/GRU reuse n_layers, d_model and d_mlp."""
 
-    arch: Literal["transformer", "mlp"] = "transformer"
-    """'transformer' (tokens [x, op, y, =], answer at the last position) or 'mlp'."""
+    arch: Literal["transformer", "mlp", "cnn", "lstm", "gru"] = "transformer"
+    """'transformer' (token sequences; answer at the task's answer position), 'mlp' (tokens, vectors
+    or flattened images), 'cnn' (images) or 'lstm'/'gru' (token sequences)."""
     n_layers: int = 2
-    """Transformer blocks, or hidden layers of the MLP."""
+    """Transformer blocks, hidden layers of the MLP and of the CNN's head, or stacked RNN layers."""
     d_model: int = 128
-    """Residual width of the transformer; embedding width of the MLP's learned embeddings."""
+    """Residual width of the transformer; token-embedding width of the MLP and the RNN; RNN
+    hidden size."""
     n_heads: int = 4
     """Attention heads (d_model must be divisible by n_heads)."""
     d_mlp: int = 512
@@ -69,7 +79,14 @@ class ModelConfig:
     bias: bool = True
     """Use bias vectors in linear maps."""
     mlp_input: Literal["embed", "onehot"] = "embed"
-    """MLP input: concatenated learned embeddings of x and y, or concatenated one-hot vectors."""
+    """MLP input for token tasks: concatenated learned embeddings of the tokens it reads (x and y for
+    the tables), or concatenated one-hot vectors."""
+    cnn_channels: tuple[int, ...] = (16, 32)
+    """CNN: output channels of each conv layer (each conv -> activation -> pooling)."""
+    kernel_size: int = 3
+    """CNN: conv kernel size (padding keeps the image size)."""
+    pool: Literal["max", "avg", "none"] = "max"
+    """CNN: 2x2 pooling after each conv layer (skipped once the image is 1 pixel wide)."""
 
 
 @dataclass(frozen=True)
@@ -251,11 +268,12 @@ def _check(ok: bool, name: str, msg: str, value: Any) -> None:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field; return cfg unchanged or raise ConfigError naming the first bad field."""
-    from grokscope.tasks import validate_task
+    from grokscope.tasks import validate_task_config
 
     _check_types(cfg, "")
-    t = cfg.task
-    validate_task(t.kind, t.op, t.p, t.n, t.train_fraction, t.label_noise)
+    _check(cfg.task.split_seed is None or cfg.task.split_seed >= 0, "task.split_seed",
+           "must be an integer >= 0 or None", cfg.task.split_seed)
+    validate_task_config(cfg)
     m = cfg.model
     for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
         v = getattr(m, name)
@@ -264,6 +282,10 @@ def validate(cfg: RunConfig) -> RunConfig:
            f"must divide model.d_model={m.d_model}", m.n_heads)
     _check(0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)", m.dropout)
     _check(m.init_scale > 0, "model.init_scale", "must be > 0", m.init_scale)
+    _check(all(1 <= c <= 65_536 for c in m.cnn_channels), "model.cnn_channels",
+           "must be integers in 1..65536", m.cnn_channels)
+    _check(1 <= m.kernel_size <= 31 and m.kernel_size % 2 == 1, "model.kernel_size",
+           "must be an odd integer in 1..31", m.kernel_size)
     o = cfg.optim
     _check(o.lr > 0, "optim.lr", "must be > 0", o.lr)
     _check(all(0 <= b < 1 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)", o.betas)
@@ -325,6 +347,12 @@ def dropout_milestones(text: str) -> list[tuple[int, float]]:
     return sorted(out)
 
 
+def check_value(name: str, tp: Any, value: Any) -> None:
+    """Raise ConfigError('name: must be ...') unless `value` matches the annotation `tp`."""
+    if not _matches(tp, value):
+        raise ConfigError(f"{name}: must be {_describe(tp)}, got {value!r}")
+
+
 def _check_types(obj: Any, prefix: str) -> None:
     """Check that every leaf value matches its annotation (catches JSON/Python misuse)."""
     hints = typing.get_type_hints(type(obj))
@@ -347,8 +375,13 @@ def _matches(tp: Any, value: Any) -> bool:
     if origin is Literal:
         return value in args and not isinstance(value, bool)
     if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(value, tuple) and len(value) >= 1 and all(_matches(args[0], v) for v in value)
         return (isinstance(value, tuple) and len(value) == len(args)
                 and all(_matches(a, v) for a, v in zip(args, value)))
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _matches(args[1], v)
+                                               for k, v in value.items())
     if tp is type(None):
         return value is None
     if tp is bool:
@@ -369,7 +402,11 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return "one or more integers like 16,32"
         return f"{len(args)} numbers like 0.9,0.98"
+    if origin is dict:
+        return "an object of names to values"
     if tp is type(None):
         return "None"
     return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(
@@ -407,6 +444,8 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
             kwargs[key] = _build(tp, value, f"{prefix}{key}.")
         elif typing.get_origin(tp) is tuple and isinstance(value, list):
             kwargs[key] = tuple(value)
+        elif typing.get_origin(tp) is dict and isinstance(value, dict):
+            kwargs[key] = dict(value)
         elif tp is float or float in typing.get_args(tp):
             kwargs[key] = float(value) if _is_int(value) else value
         else:
@@ -468,6 +507,10 @@ def parse_value(name: str, tp: Any, text: str) -> Any:
         return text
     if origin is tuple:
         parts = [s for s in text.replace(",", " ").split() if s]
+        if len(args) == 2 and args[1] is Ellipsis:
+            if not parts:
+                raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
+            return tuple(parse_value(name, args[0], s) for s in parts)
         if len(parts) != len(args):
             raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
         return tuple(parse_value(name, a, s) for a, s in zip(args, parts))
@@ -500,11 +543,37 @@ def parse_value(name: str, tp: Any, text: str) -> Any:
 def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
     """Return cfg with dotted string overrides ({'optim.lr': '3e-3'}) applied and typed."""
     names = field_names()
+    if "task.kind" in overrides:  # options of the new kind are typed by that kind
+        cfg = _replace_path(cfg, ["task", "kind"], overrides["task.kind"], "task.kind")
     for key, text in overrides.items():
+        if key.startswith("task.options.") and len(key) > len("task.options."):
+            name = key[len("task.options."):]
+            value = _option_value(cfg.task.kind, name, text)
+            cfg = replace(cfg, task=replace(cfg.task, options={**cfg.task.options, name: value}))
+            continue
         if key not in names:
             raise ConfigError(f"{key}: unknown field{_suggest(key, names)}")
         cfg = _replace_path(cfg, key.split("."), text, key)
     return cfg
+
+
+def _option_value(kind: str, name: str, text: str) -> Any:
+    """A command-line value of task.options.NAME, typed by the kind's options dataclass."""
+    from grokscope.tasks import get_task_kind
+
+    options = get_task_kind(kind).options
+    hints = typing.get_type_hints(options) if options is not None else {}
+    if name not in hints:
+        if options is None:
+            raise ConfigError(f"task.options.{name}: task kind {kind!r} has no options")
+        raise ConfigError(f"task.options.{name}: unknown option of task kind {kind!r}"
+                          f"{_suggest(name, hints)}")
+    return parse_value(f"task.options.{name}", hints[name], text)
+
+
+def is_override_field(name: str) -> bool:
+    """Whether `name` can be overridden (a dotted leaf field, or task.options.NAME)."""
+    return name in field_names() or (name.startswith("task.options.") and len(name) > len("task.options."))
 
 
 def _replace_path(obj: Any, path: list[str], text: str, full: str) -> Any:

@@ -50,8 +50,9 @@ def first_step(records: list[dict], key: str, threshold: float) -> int | None:
     return crossing(steps, values, threshold)
 
 
-def analyze(records: list[dict], gap: int = DEFAULT_GAP) -> dict:
-    """Everything detect knows about a run.
+def analyze(records: list[dict], gap: int = DEFAULT_GAP, split: str = "test") -> dict:
+    """Everything detect knows about a run, read on the generalization split `split` (its
+    `{split}_acc` curve; the event names say "test" for whichever split that is).
 
     Returns {"events": {...}, "phase": outcome, "phases": [segments], "still_on_plateau": bool}:
     - events: train/test crossings of 0.5/0.9/0.95/0.99 ({"train_0.9": step, ...}),
@@ -66,7 +67,7 @@ def analyze(records: list[dict], gap: int = DEFAULT_GAP) -> dict:
     - still_on_plateau: the run ended with train fitted and test accuracy not (yet) risen.
     """
     steps, train = _series(records, "train_acc")
-    tsteps, test = _series(records, "test_acc")
+    tsteps, test = _series(records, f"{split}_acc")
     events: dict = {}
     for t in THRESHOLDS:
         events[f"train_{t}"] = crossing(steps, train, t)
@@ -134,7 +135,7 @@ def _segments(last: int, mem: int | None, rise_start: int | None, rise_end: int 
     return out
 
 
-def events(records: list[dict]) -> dict:
+def events(records: list[dict], split: str = "test") -> dict:
     """The headline events: memorized_step, generalized_step, delay_ratio (see analyze)."""
-    ev = analyze(records)["events"]
+    ev = analyze(records, split=split)["events"]
     return {k: ev[k] for k in ("memorized_step", "generalized_step", "delay_ratio")}

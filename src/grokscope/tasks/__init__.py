@@ -1,7 +1,9 @@
-"""Algorithmic datasets: binary-operation tables on Z_p and S_n, split into train/test.
+"""Tasks: the Task protocol (`grokscope.tasks.task`), its registry, and the built-in kinds.
 
-Use `build_task` to get a `Task`; `validate_task` is the same argument check on its own,
-for the config layer.
+Built in: binary-operation tables on Z_p ('modular') and S_n ('permutation'), split into
+train/test (`build_task`; `validate_task` is the same argument check on its own). A new kind is
+registered with `register_task` (see docs/extending.md); `task_from_config` builds any kind from a
+RunConfig and `validate_task_config` checks it before anything is written.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ import math
 from numbers import Real
 
 from grokscope.errors import ConfigError
-from grokscope.tasks._base import Task, make_task
 from grokscope.tasks.modular import MODULAR_OPS, PRIME_OPS, is_prime, modular_table
 from grokscope.tasks.permutations import PERMUTATION_OPS, permutation_table
+from grokscope.tasks.table import TableTask, make_task
+from grokscope.tasks.task import Split, Task, TaskKind, get_task_kind, register_task, task_kinds, task_options
 
-__all__ = ["MODULAR_OPS", "PERMUTATION_OPS", "Task", "build_task", "task_from_config", "validate_task"]
+__all__ = ["MODULAR_OPS", "PERMUTATION_OPS", "Split", "TableTask", "Task", "TaskKind", "build_task",
+           "get_task_kind", "register_task", "task_from_config", "task_kinds", "task_options",
+           "validate_task", "validate_task_config"]
 
 KINDS: tuple[str, ...] = ("modular", "permutation")
+"""The built-in table kinds."""
 MAX_P = 10_000
 MIN_N, MAX_N = 3, 6
 
@@ -75,6 +81,7 @@ def validate_task(
     ``n`` for permutation tasks.
     """
     if not isinstance(kind, str) or kind not in KINDS:
+        get_task_kind(kind)  # names every registered kind
         raise ConfigError(f"task.kind: must be one of {_choices(KINDS)}, got {kind!r}")
     _validate_op(kind, op)
     if kind == "modular":
@@ -96,7 +103,7 @@ def build_task(
     train_fraction: float = 0.5,
     split_seed: int = 0,
     label_noise: float = 0.0,
-) -> Task:
+) -> TableTask:
     """Build the full table for ``op``, split it with ``split_seed`` and add label noise.
 
     Raises `ConfigError` for invalid arguments (see `validate_task`).
@@ -123,9 +130,42 @@ def build_task(
     )
 
 
+def _check_common(t) -> None:
+    """The fields every kind shares: train_fraction, label_noise, split_seed, options."""
+    if not _is_real(t.train_fraction) or not 0 < t.train_fraction < 1:
+        raise ConfigError(f"task.train_fraction: must be in (0, 1), got {t.train_fraction!r}")
+    if not _is_real(t.label_noise) or not 0 <= t.label_noise < 1:
+        raise ConfigError(f"task.label_noise: must be in [0, 1), got {t.label_noise!r}")
+    task_options(t)
+
+
+def validate_task_config(cfg) -> None:
+    """Check the task section of a RunConfig for its kind (registered kinds validate their own
+    fields); raises ConfigError naming the field."""
+    kind = get_task_kind(cfg.task.kind)
+    _check_common(cfg.task)
+    if kind.validate is not None:
+        kind.validate(cfg)
+
+
 def task_from_config(cfg) -> Task:
-    """The task a run trains on, from its RunConfig: the split by its effective split seed, label
-    noise, and commutative augmentation when `task.augment` asks for it."""
+    """The task a run trains on, from its RunConfig: built by its kind, with task.generalization_split
+    applied."""
+    kind = get_task_kind(cfg.task.kind)
+    task = kind.build(cfg)
+    if not isinstance(task, Task):
+        raise TypeError(f"task kind {kind.name!r}: build() returned {type(task).__name__}, not a Task")
+    return task.with_generalization_split(cfg.task.generalization_split)
+
+
+def _validate_table(cfg) -> None:
+    t = cfg.task
+    validate_task(t.kind, t.op, t.p, t.n, t.train_fraction, t.label_noise)
+
+
+def _build_table(cfg) -> TableTask:
+    """A binary-operation table split by the run's split seed, with label noise and, when
+    task.augment asks for it, commutative augmentation."""
     t = cfg.task
     task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
                       split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
@@ -134,3 +174,11 @@ def task_from_config(cfg) -> Task:
 
         task = augment_commutative(task)
     return task
+
+
+register_task("modular", _build_table, validate=_validate_table,
+              fields=("op", "p", "train_fraction", "label_noise", "augment"),
+              doc="Binary operation tables on Z_p (Power et al. 2022): tokens [x, op, y, =] -> x op y.")
+register_task("permutation", _build_table, validate=_validate_table,
+              fields=("op", "n", "train_fraction", "label_noise", "augment"),
+              doc="Binary operation tables on the symmetric group S_n.")

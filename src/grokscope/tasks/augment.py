@@ -26,12 +26,11 @@ i.e. 1 - (1 - f)^2 with a diagonal correction; e.g. f = 0.3 gives 0.51 - 0.21 / 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from grokscope.errors import ConfigError
-from grokscope.tasks._base import Task
+from grokscope.tasks.table import TableTask as Task
+from grokscope.tasks.table import table_task
 
 __all__ = ["augment_commutative", "expected_augmented_fraction"]
 
@@ -95,9 +94,8 @@ def augment_commutative(task: Task) -> Task:
         "n_noisy": int(noisy.sum()),
         "effective_train_fraction": rows.numel() / n_table,
     }
-    return dataclasses.replace(
-        task, train_idx=rows, test_idx=test_idx, train_labels=labels, noisy=noisy, meta=meta
-    )
+    return table_task(task.kind, task.op, task.n_values, task.x, task.y, task.z, rows, test_idx, labels,
+                      noisy, meta)
 
 
 def expected_augmented_fraction(n_table: int, n_diagonal: int, n_train: int) -> float:

@@ -1,4 +1,4 @@
-"""The `Task` container plus the shared split and label-noise helpers."""
+"""Binary-operation tables as a Task: the `TableTask` container, its split and label-noise helpers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from dataclasses import dataclass
 
 import torch
 
+from grokscope.tasks.task import Split, Task
 
-@dataclass(frozen=True, eq=False)
-class Task:
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TableTask(Task):
     """A full binary-operation table, a train/test split of it and (noisy) train labels.
 
     Every row ``i`` of the table is one valid ordered pair ``(x[i], y[i])`` with true
     answer ``z[i]``. Operands and answers are indices in ``0..n_values-1``; the token
-    vocabulary adds two symbols after them: ``op_token`` and ``eq_token``.
+    vocabulary adds two symbols after them: ``op_token`` and ``eq_token``. Its splits are
+    ``train`` (tokens [x, op, y, =] of the training rows, noisy labels), ``test`` and, with label
+    noise, ``train_clean`` (the training rows with their true labels).
     """
 
-    kind: str  # "modular" | "permutation"
     op: str
     n_values: int  # operand symbols; also the number of output classes
     x: torch.Tensor  # (N,) long
@@ -26,7 +29,6 @@ class Task:
     test_idx: torch.Tensor  # (n_test,) long, sorted
     train_labels: torch.Tensor  # (n_train,) long, z[train_idx] with label noise
     noisy: torch.Tensor  # (n_train,) bool, True where the label was replaced
-    meta: dict  # JSON-serialisable description
 
     @property
     def train_mask(self) -> torch.Tensor:
@@ -34,11 +36,6 @@ class Task:
         mask = torch.zeros(self.z.numel(), dtype=torch.bool)
         mask[self.train_idx] = True
         return mask
-
-    @property
-    def n_classes(self) -> int:
-        """Number of output classes (== ``n_values``)."""
-        return self.n_values
 
     @property
     def op_token(self) -> int:
@@ -50,20 +47,29 @@ class Task:
         """Token id of the '=' symbol."""
         return self.n_values + 1
 
-    @property
-    def vocab_size(self) -> int:
-        """Operand symbols plus the operator and '=' tokens."""
-        return self.n_values + 2
-
     def tokens(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Rows ``[x, op_token, y, eq_token]`` for table indices ``idx`` (all rows when None).
 
         Returns a (len(idx), 4) long tensor.
         """
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])  # (L,)
-        op = torch.full_like(x, self.op_token)
-        eq = torch.full_like(x, self.eq_token)
+        op = torch.full_like(x, self.n_values)
+        eq = torch.full_like(x, self.n_values + 1)
         return torch.stack([x, op, y, eq], dim=1)  # (L, 4)
+
+
+def table_task(kind: str, op: str, n_values: int, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+               train_idx: torch.Tensor, test_idx: torch.Tensor, train_labels: torch.Tensor,
+               noisy: torch.Tensor, meta: dict) -> TableTask:
+    """A `TableTask` with its splits built from the table and the split indices."""
+    x4 = torch.stack([x, torch.full_like(x, n_values), y, torch.full_like(x, n_values + 1)], dim=1)  # (N, 4)
+    splits = {"train": Split(x4[train_idx], train_labels), "test": Split(x4[test_idx], z[test_idx])}
+    if bool(noisy.any()):
+        splits["train_clean"] = Split(x4[train_idx], z[train_idx])
+    return TableTask(kind=kind, splits=splits, input_kind="tokens", input_shape=(4,), n_classes=n_values,
+                     vocab_size=n_values + 2, answer_position=-1, read_positions=(0, 2), read_vocab=n_values,
+                     meta=meta, op=op, n_values=n_values, x=x, y=y, z=z, train_idx=train_idx,
+                     test_idx=test_idx, train_labels=train_labels, noisy=noisy)
 
 
 def _split(
@@ -111,7 +117,7 @@ def make_task(
     split_seed: int,
     label_noise: float,
     meta: dict,
-) -> Task:
+) -> TableTask:
     """Split a built ``(x, y, z)`` table, add label noise and wrap everything in a `Task`."""
     x, y, z = table
     train_idx, test_idx = _split(z.numel(), train_fraction, split_seed)
@@ -125,16 +131,4 @@ def make_task(
         "n_table": int(z.numel()),
         "n_noisy": int(noisy.sum()),
     }
-    return Task(
-        kind=kind,
-        op=op,
-        n_values=n_values,
-        x=x,
-        y=y,
-        z=z,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        train_labels=train_labels,
-        noisy=noisy,
-        meta=meta,
-    )
+    return table_task(kind, op, n_values, x, y, z, train_idx, test_idx, train_labels, noisy, meta)
