@@ -3,7 +3,7 @@
 The models are the demo preset (x+y mod 31, 1-layer transformer, d_model 64, d_mlp 256, full batch
 AdamW), K members differing in seed, lr and weight decay as in a sweep. "loop" trains the K models
 sequentially, each with the single-run step (lr schedule, forward, float64 loss, backward, UpdateRule);
-"ensemble" does the same K updates with grokscope.sweep.ensemble (stacked parameters, vmap, batched
+"ensemble" does the same K updates with grokscope.training.ensemble (stacked parameters, vmap, batched
 AdamW). Evaluation and checkpoint I/O are left out of both. Rounds alternate loop and ensemble in one
 process, so machine load hits both alike; the table reports medians over rounds and the ratio.
 
@@ -27,7 +27,7 @@ import torch
 
 from grokscope import get_preset
 from grokscope.models import build_model
-from grokscope.sweep.ensemble import Ensemble
+from grokscope.training.ensemble import Ensemble
 from grokscope.tasks import build_task
 from grokscope.training.common import Sampler
 from grokscope.training.losses import loss_fn

@@ -18,7 +18,8 @@ from grokscope.config import (
 from grokscope.errors import ConfigError
 from grokscope.presets import get_preset, list_presets
 from grokscope.tracking.rundir import RunDir
-from grokscope.training.loop import RunResult, train
+from grokscope.tasks.task import Split, Task, register_task
+from grokscope.training.loop import RunResult, resume, train
 
 __all__ = [
     "ConfigError",
@@ -28,12 +29,16 @@ __all__ = [
     "RunConfig",
     "RunDir",
     "RunResult",
+    "Split",
+    "Task",
     "TaskConfig",
     "TrainConfig",
     "__version__",
     "get_preset",
     "list_presets",
     "load_run",
+    "register_task",
+    "resume",
     "train",
 ]
 

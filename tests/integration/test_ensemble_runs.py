@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from grokscope import LogConfig, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig, train
-from grokscope.sweep.ensemble import train_ensemble
+from grokscope.training.ensemble import train_ensemble
 from grokscope.training.checkpoint import load_checkpoint
 from grokscope.training.loop import resume
 

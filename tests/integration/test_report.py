@@ -1,8 +1,11 @@
-"""The HTML report of a real tiny run: self-contained, complete, and rendered by headless Chromium."""
+"""The HTML report of a real tiny run: self-contained, complete, and rendered by headless Chromium;
+and of hand-written run directories (no training): extra splits, a generalization split other than
+test, task measures, a plug-in task kind, hostile text."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -12,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from grokscope import RunDir, detect, train
+from grokscope.config import to_dict
+from grokscope.presets import get_preset
+from grokscope.report import plots
 from grokscope.report.html import write_compare, write_report
 from tests.conftest import tiny_grokking_config
+from tests.unit.test_plots import _sigmoid, synthetic_records
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IDS = ("headline", "key-numbers", "timeline", "fig-curves", "fig-norms", "events", "config")
@@ -160,3 +167,119 @@ def test_chromium_screenshot_is_not_blank(run, tmp_path):
         shutil.copyfile(shot, SHOT_COPY)
     except OSError:
         pass
+
+
+# ------------------------------------------------------------------ hand-written run directories
+
+
+def _ood_records() -> list[dict]:
+    """synthetic_records plus a test_ood split that generalizes later (around step 4200) and a task
+    measure `adv_acc`."""
+    out = []
+    for r in synthetic_records(steps=6000):
+        ood = 0.02 + 0.98 * _sigmoid((r["step"] - 4200) / 150)
+        out.append({**r, "test_ood_acc": ood, "test_ood_loss": 4.0 * (1 - ood) + 1e-3,
+                    "adv_acc": 0.5 * ood})
+    return out
+
+
+def _write_run(path: Path, records: list[dict], summary: dict | None, *, task: dict | None = None,
+               name: str = "synthetic") -> Path:
+    cfg = to_dict(get_preset("demo"))
+    cfg["name"] = name
+    if task is not None:
+        cfg["task"] = {**cfg["task"], **task}
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(cfg))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if summary is not None:
+        (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def _spy_figures(monkeypatch) -> dict[str, dict]:
+    """{file name: {"lines": legend labels, "titles": axes titles}} of every figure drawn from now on."""
+    drawn = {}
+    save_png = plots.save_png
+
+    def spy(fig, plt, path):
+        labels = [ln.get_label() for ax in fig.axes for ln in ax.get_lines()]
+        drawn[Path(path).name] = {"lines": [lab for lab in labels if not lab.startswith("_")],
+                                  "titles": [ax.get_title() for ax in fig.axes if ax.get_visible()]}
+        return save_png(fig, plt, path)
+
+    monkeypatch.setattr(plots, "save_png", spy)
+    return drawn
+
+
+def _summary(**fields) -> dict:
+    return {"status": "completed", "name": "synthetic", "task": {"kind": "modular", "op": "x+y", "p": 31},
+            **fields}
+
+
+def test_report_reads_the_generalization_split(tmp_path, monkeypatch):
+    records = _ood_records()
+    on_test = detect.analyze(records)["events"]
+    on_ood = detect.analyze(records, split="test_ood")["events"]
+    assert on_ood["generalized_step"] > on_test["generalized_step"] + 500
+    drawn = _spy_figures(monkeypatch)
+    run = _write_run(tmp_path / "ood", records, _summary(
+        generalization_split="test_ood", splits=["train", "test", "test_ood"], measures=["adv_acc"]))
+    text = write_report(run).read_text()
+    assert _key_number(text, "generalized_step") == f"{on_ood['generalized_step']:,}"
+    assert _key_number(text, "generalization_split") == "test_ood"
+    assert _key_number(text, "final_test_ood_acc") == f"{records[-1]['test_ood_acc']:.4f}"
+    assert _key_number(text, "final_test_acc") == f"{records[-1]['test_acc']:.4f}"
+    assert re.search(rf"Grokked: train accuracy reached 0.99 at step {on_ood['memorized_step']:,}, "
+                     rf"test_ood accuracy at step {on_ood['generalized_step']:,} ", text)
+    assert "<th>test_ood reaches at step</th>" in text
+    for seg in detect.analyze(records, split="test_ood")["phases"]:
+        assert f'title="{seg["name"]}: steps {seg["start"]:,}–{seg["end"]:,}"' in text
+    assert drawn["curves.png"]["lines"] == ["train", "test", "test_ood (generalization)"] * 2  # acc, loss
+    assert drawn["measures.png"]["titles"] == ["adv_acc"]  # the task measure gets its own figure
+    assert 'id="fig-measures"' in text and "adv_acc" in text
+    assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', text)) == 3
+    assert (run / "figures" / "measures.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_infers_splits_of_an_old_run(tmp_path, monkeypatch):
+    """Without summary.json's splits: every X with X_acc and X_loss in the records; generalization
+    split test; a measure listed but never logged is skipped."""
+    drawn = _spy_figures(monkeypatch)
+    records = [{**r, "stage_train_acc": 0.5} for r in _ood_records()]  # not a split: no stage_train_loss
+    run = _write_run(tmp_path / "old", records, _summary(measures=["never_logged"]))
+    text = write_report(run).read_text()
+    assert drawn["curves.png"]["lines"] == ["train", "test (generalization)", "test_ood"] * 2
+    assert "measures.png" not in drawn and 'id="fig-measures"' not in text
+    ev = detect.analyze(records)["events"]
+    assert _key_number(text, "generalized_step") == f"{ev['generalized_step']:,}"
+    assert "test accuracy at step" in text and _key_number(text, "generalization_split") == "test"
+
+
+def test_report_of_a_plug_in_kind(tmp_path):
+    records = synthetic_records(steps=800, grok_at=None)
+    run = _write_run(tmp_path / "xor", records, {"status": "running", "task": {"kind": "xor", "n_bits": 6}},
+                     task={"kind": "xor", "options": {"bits": 6}})
+    text = write_report(run).read_text()
+    assert "synthetic — xor (n_bits=6)" in text and "Run status: running." in text
+    (run / "summary.json").unlink()  # a run that is starting: the config's task describes it
+    text = write_report(run).read_text()
+    assert "synthetic — xor (bits=6)" in text
+    for id_ in IDS:
+        assert f'id="{id_}"' in text, id_
+
+
+def test_report_escapes_hostile_text(tmp_path):
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    run = _write_run(tmp_path / "bad", _ood_records(), _summary(
+        name=hostile, generalization_split="test_ood", measures=["adv_acc"],
+        versions={"<b>pkg</b>": "1 & 2"}), name=hostile)
+    text = write_report(run).read_text()
+    parser = _Collect()
+    parser.feed(text)
+    assert not [t for t, _ in parser.tags if t in ("script", "b")]
+    assert [a["src"][:22] for t, a in parser.tags if t == "img"] == ["data:image/png;base64,"] * 3
+    assert "&lt;script&gt;alert(" in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "&lt;b&gt;pkg&lt;/b&gt;" in text and "1 &amp; 2" in text
+    csp = [a for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and csp[0]["content"] == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

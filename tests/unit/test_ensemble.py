@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from grokscope import ConfigError, LogConfig, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
-from grokscope.sweep.ensemble import (
+from grokscope.training.ensemble import (
     Ensemble,
     _BatchedUpdate,
     _per_example_loss,

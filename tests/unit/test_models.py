@@ -48,8 +48,8 @@ def test_hooks_after_the_embedding_keep_the_fast_path_and_match_the_plain_one(ta
         torch.testing.assert_close(cache_fast[n], cache_plain[n], rtol=1e-10, atol=1e-10, msg=n)
 
     def zero_head0(q, _name):  # an edit inside block 0's attention works on both paths
-        q = q.clone()
-        q[:, 0] = 0
+        q = q.clone()  # (batch, pos, head, d_head), as in TransformerLens
+        q[:, :, 0] = 0
         return q
 
     with model.hooks([("blocks.0.attn.hook_q", zero_head0)]):

@@ -94,15 +94,40 @@ def test_odd_records_do_not_break_figures(tmp_path):
 
 
 def test_import_grokscope_does_not_import_matplotlib():
-    code = ("import grokscope, grokscope.report.plots, grokscope.report.html, sys; "
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    code = ("import grokscope, grokscope.report.plots, grokscope.report.html, grokscope.report.htmlkit, "
+            "grokscope.report.runinfo, sys; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert 'jinja2' not in sys.modules, 'jinja2 imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_report_does_not_import_analysis():
+    """The dependency goes one way: grokscope.analysis draws through grokscope.report, never back."""
+    report_dir = Path(report_html.__file__).parent
+    for path in sorted(report_dir.rglob("*.py")):
+        assert "grokscope.analysis" not in path.read_text(), path
+    code = ("import grokscope.report.html, grokscope.report.plots, grokscope.report.analysis_plots, sys; "
+            "assert not [m for m in sys.modules if m.startswith('grokscope.analysis')]")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_task_description():
     assert report_html.task_description({"kind": "modular", "op": "x/y", "p": 97}) == "x/y mod 97"
-    assert report_html.task_description({"kind": "permutations", "op": "x*y", "n": 5}) == "x*y on S_5"
+    assert report_html.task_description({"kind": "permutation", "op": "x*y", "n": 5}) == "x*y on S_5"
     assert report_html.task_description({}) == ""
+
+
+def test_task_description_of_a_plug_in_kind():
+    describe = report_html.task_description
+    assert describe({"kind": "xor"}) == "xor"
+    assert describe({"kind": "xor", "n_bits": 8, "n_train": 200}) == "xor (n_bits=8, n_train=200)"
+    # config.json's task section: the table fields are defaults there, only the options describe it
+    cfg_task = {"kind": "xor", "op": "x+y", "p": 97, "n": 5, "train_fraction": 0.5, "options": {"bits": 12}}
+    assert describe(cfg_task) == "xor (bits=12)"
+    many = describe({"kind": "k", **{f"f{i}": i for i in range(9)}, "nested": {"a": 1}, "items": [1, 2]})
+    assert many == "k (f0=0, f1=1, f2=2, f3=3, …)"
+    assert describe({"kind": "k", "long": "y" * 100}).endswith("…)") and len(describe({"kind": "k"})) == 1
+    assert describe({"op": "x+y"}) == "x+y"
 
 
 def _headline(records, summary=None):

@@ -217,7 +217,8 @@ def analyze(
             "final": ckpts[-1][0],
         }
         out["figures"] = analysis_plots.draw_all(
-            rd.figures, an=an, records=records, arrays=arrays, keys=keys, phase=phase, key_steps=key_steps
+            rd.figures, records=records, keys=keys, phase=phase,
+            **_figure_data(an, records, arrays, keys, key_steps),
         )
     out["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(rd.path / "analysis.json", out)
@@ -226,6 +227,30 @@ def analyze(
 
         write_report(rd.path)
     return out
+
+
+def _figure_data(an: _Analyzer, records: list[dict], arrays: dict, keys: list[int],
+                 key_steps: dict[str, int | None]) -> dict:
+    """The arrays the analysis figures draw (`report.analysis_plots.draw_all`'s keyword arguments):
+    embedding coordinates, error maps at the key steps, neuron frequencies and attention."""
+    E = an._embed()
+    proj, ratio = geometry.pca(E, 4)
+    panels = [("PC1", "PC2", proj[:, 0], proj[:, 1])]
+    if proj.shape[1] >= 4:
+        panels.append(("PC3", "PC4", proj[:, 2], proj[:, 3]))
+    for k in (keys if an.modular else [])[:4]:
+        c, share = geometry.frequency_plane(E, an.p, k)
+        panels.append((f"cos {k} plane", f"sin {k} ({share:.0%} of var.)", c[:, 0], c[:, 1]))
+    maps = {}
+    for label, step in key_steps.items():
+        if step is not None and step in arrays and f"step {step:,}" not in {t.split(": ")[-1] for t in maps}:
+            maps[f"{label}: step {step:,}"] = probe.error_map(arrays[step]["logits"], an.task)
+    return {
+        "geometry_panels": (panels, ratio.tolist()),
+        "maps": maps,
+        "neuron_freqs": arrays[records[-1]["step"]].get("neurons"),
+        "attention_weights": probe.attention_to_positions(an.model, an.task),
+    }
 
 
 def _final_details(an: _Analyzer, arr: dict, keys: list[int]) -> dict:

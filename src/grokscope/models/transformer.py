@@ -1,9 +1,14 @@
-"""Decoder-only transformer with TransformerLens weight and hook names.
+"""Decoder-only transformer with TransformerLens weight and hook names, over any token sequence.
 
-Input tokens (batch, pos) = [x, op, y, =]; the answer is read at the last position. Attention is
-written with explicit matmuls (no SDPA). In the last block only the answer position's query,
-attention output, MLP and unembedding are computed (keys and values still use every position):
-for a 4-token input this skips ~3/4 of the last block's work and gives the same logits.
+Input tokens (batch, pos); the answer is read at the task's answer position (classes, regression)
+or at every position (token outputs, causal). Attention is written with explicit matmuls (no SDPA).
+When the answer is at the last position, the last block computes only that position's query,
+attention output, MLP and unembedding (keys and values still use every position): for a 4-token
+input this skips ~3/4 of the last block's work and gives the same logits. For an answer at another
+position every position is computed and the answer's logits are selected.
+
+Hook shapes follow TransformerLens: hook_q / hook_k / hook_v / hook_z are (batch, pos, head, d_head),
+hook_attn_scores / hook_pattern (batch, head, q_pos, k_pos), block hooks (batch, pos, d_model).
 """
 
 from __future__ import annotations
@@ -15,33 +20,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from grokscope.models.hooks import HookedModule, HookPoint
+from grokscope.models.layers import LayerNorm, activation_fn, param
 
-_ACTIVATIONS = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "quadratic": lambda x: x * x,
-}
+__all__ = ["Attention", "Block", "Embed", "MLPBlock", "PosEmbed", "Transformer", "Unembed"]
 
-
-def activation_fn(name: str):
-    return _ACTIVATIONS[name]
+_TABLE_ROWS = 1 << 16
+"""The fast path's (token, position) table is used while it has at most max(this, batch * pos) rows."""
 
 
-def _param(*shape: int, std: float) -> nn.Parameter:
-    return nn.Parameter(torch.randn(*shape) * std if std > 0 else torch.zeros(*shape))
+def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Projected table rows t (1, rows, head, e) at index (batch, pos) -> (batch, pos, head, e).
 
-
-class LayerNorm(nn.Module):
-    """LayerNorm with TransformerLens parameter names `w`, `b`."""
-
-    def __init__(self, d: int, eps: float = 1e-5):
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(d))
-        self.b = nn.Parameter(torch.zeros(d))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+    Gathered as (head, rows, e)[:, index] -> (head, batch, pos, e) -> (batch, head, pos, e), then viewed
+    as (batch, pos, head, e): the attention's transpose back gives the memory layout it always had.
+    """
+    return t[0].transpose(0, 1)[:, index].transpose(0, 1).transpose(1, 2)
 
 
 class Attention(HookedModule):
@@ -49,27 +42,28 @@ class Attention(HookedModule):
         super().__init__()
         d_head = d_model // n_heads
         self.n_heads, self.d_head = n_heads, d_head
-        self.W_Q = _param(n_heads, d_model, d_head, std=std)  # (head, d_model, d_head)
-        self.W_K = _param(n_heads, d_model, d_head, std=std)
-        self.W_V = _param(n_heads, d_model, d_head, std=std)
-        self.W_O = _param(n_heads, d_head, d_model, std=std)  # (head, d_head, d_model)
+        self.W_Q = param(n_heads, d_model, d_head, std=std)  # (head, d_model, d_head)
+        self.W_K = param(n_heads, d_model, d_head, std=std)
+        self.W_V = param(n_heads, d_model, d_head, std=std)
+        self.W_O = param(n_heads, d_head, d_model, std=std)  # (head, d_head, d_model)
         if bias:
-            self.b_Q = _param(n_heads, d_head, std=0)
-            self.b_K = _param(n_heads, d_head, std=0)
-            self.b_V = _param(n_heads, d_head, std=0)
-            self.b_O = _param(d_model, std=0)
+            self.b_Q = param(n_heads, d_head, std=0)
+            self.b_K = param(n_heads, d_head, std=0)
+            self.b_V = param(n_heads, d_head, std=0)
+            self.b_O = param(d_model, std=0)
         else:
             self.b_Q = self.b_K = self.b_V = self.b_O = None
         for name in ("q", "k", "v", "attn_scores", "pattern", "z"):
             setattr(self, f"hook_{name}", HookPoint())
 
     def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """x (batch, pos, d_model), W (head, d_model, e), b (head, e) -> (batch, head, pos, e)."""
+        """x (batch, pos, d_model), W (head, d_model, e), b (head, e) -> (batch, pos, head, e)."""
         B, T, D = x.shape
         H, _, E = W.shape
         W2 = W.permute(1, 0, 2).reshape(D, H * E)  # (d_model, head*e)
+        # (batch, pos, head*e) or, with the bias fused, (batch*pos, head*e)
         out = x @ W2 if b is None else torch.addmm(b.reshape(-1), x.reshape(B * T, D), W2)
-        return out.reshape(B, T, H, E).transpose(1, 2)
+        return out.reshape(B, T, H, E)  # (batch, pos, head, e)
 
     def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, causal: bool,
                 q_index: torch.Tensor | None = None, kv_index: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,39 +72,38 @@ class Attention(HookedModule):
         With q_index (batch, q_pos) and kv_index (batch, pos), x_q and x_kv are instead tables
         (1, rows, d_model) of the distinct inputs; q, k, v are projected once per row and gathered.
         """
-        q = self._project(x_q, self.W_Q, self.b_Q)  # (batch, head, q_pos, d_head)
+        q = self._project(x_q, self.W_Q, self.b_Q)  # (batch, q_pos, head, d_head)
         k, v = self._project(x_kv, torch.cat([self.W_K, self.W_V], dim=-1),  # one matmul for K and V
                              None if self.b_K is None else torch.cat([self.b_K, self.b_V], dim=-1)
-                             ).split(self.d_head, dim=-1)
-        if q_index is not None:
-            # (1, head, rows, d_head)[0][:, index] -> (head, batch, pos, d_head) -> (batch, head, pos, d_head)
-            q, k, v = (q[0][:, q_index].transpose(0, 1), k[0][:, kv_index].transpose(0, 1),
-                       v[0][:, kv_index].transpose(0, 1))
-        q = self.hook_q(q)  # (batch, head, q_pos, d_head)
-        k = self.hook_k(k)  # (batch, head, pos, d_head)
-        v = self.hook_v(v)  # (batch, head, pos, d_head)
+                             ).split(self.d_head, dim=-1)  # each (batch, pos, head, d_head)
+        if q_index is not None:  # (1, rows, head, d_head) -> (batch, pos, head, d_head)
+            q, k, v = _gather(q, q_index), _gather(k, kv_index), _gather(v, kv_index)
+        # hooks see TransformerLens' (batch, pos, head, d_head); the math runs on (batch, head, pos, d_head)
+        q = self.hook_q(q).transpose(1, 2)  # (batch, head, q_pos, d_head)
+        k = self.hook_k(k).transpose(1, 2)  # (batch, head, pos, d_head)
+        v = self.hook_v(v).transpose(1, 2)  # (batch, head, pos, d_head)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)  # (batch, head, q_pos, pos)
         if causal and q.shape[2] > 1:
             T = k.shape[2]
-            mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)[-q.shape[2]:]
+            mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)[-q.shape[2]:]  # (q_pos, pos)
             scores = scores.masked_fill(mask, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))  # (batch, head, q_pos, pos)
-        z = self.hook_z(pattern @ v)  # (batch, head, q_pos, d_head)
-        B, H, Tq, Dh = z.shape
-        z = z.transpose(1, 2).reshape(B * Tq, H * Dh)
+        z = self.hook_z((pattern @ v).transpose(1, 2))  # (batch, head, q_pos, d_head) -> (batch, q_pos, head, d_head)
+        B, Tq, H, Dh = z.shape
+        z = z.reshape(B * Tq, H * Dh)  # (batch*q_pos, head*d_head)
         W_O = self.W_O.reshape(H * Dh, -1)  # (head*d_head, d_model)
-        out = z @ W_O if self.b_O is None else torch.addmm(self.b_O, z, W_O)
-        return out.reshape(B, Tq, -1)
+        out = z @ W_O if self.b_O is None else torch.addmm(self.b_O, z, W_O)  # (batch*q_pos, d_model)
+        return out.reshape(B, Tq, -1)  # (batch, q_pos, d_model)
 
 
 class MLPBlock(HookedModule):
     def __init__(self, d_model: int, d_mlp: int, act: str, bias: bool, std_in: float, std_out: float):
         super().__init__()
-        self.W_in = _param(d_model, d_mlp, std=std_in)  # (d_model, d_mlp)
-        self.W_out = _param(d_mlp, d_model, std=std_out)  # (d_mlp, d_model)
-        self.b_in = _param(d_mlp, std=0) if bias else None
-        self.b_out = _param(d_model, std=0) if bias else None
+        self.W_in = param(d_model, d_mlp, std=std_in)  # (d_model, d_mlp)
+        self.W_out = param(d_mlp, d_model, std=std_out)  # (d_mlp, d_model)
+        self.b_in = param(d_mlp, std=0) if bias else None
+        self.b_out = param(d_model, std=0) if bias else None
         self.act = activation_fn(act)
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
@@ -168,7 +161,7 @@ class Block(HookedModule):
 class Embed(nn.Module):
     def __init__(self, d_vocab: int, d_model: int, std: float):
         super().__init__()
-        self.W_E = _param(d_vocab, d_model, std=std)  # (d_vocab, d_model)
+        self.W_E = param(d_vocab, d_model, std=std)  # (d_vocab, d_model)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.W_E[tokens]  # (batch, pos, d_model)
@@ -177,7 +170,7 @@ class Embed(nn.Module):
 class PosEmbed(nn.Module):
     def __init__(self, n_ctx: int, d_model: int, std: float):
         super().__init__()
-        self.W_pos = _param(n_ctx, d_model, std=std)  # (n_ctx, d_model)
+        self.W_pos = param(n_ctx, d_model, std=std)  # (n_ctx, d_model)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.W_pos[: tokens.shape[1]]  # (pos, d_model)
@@ -186,24 +179,28 @@ class PosEmbed(nn.Module):
 class Unembed(nn.Module):
     def __init__(self, d_model: int, d_vocab_out: int, bias: bool, std: float):
         super().__init__()
-        self.W_U = _param(d_model, d_vocab_out, std=std)  # (d_model, d_vocab_out)
-        self.b_U = _param(d_vocab_out, std=0) if bias else None
+        self.W_U = param(d_model, d_vocab_out, std=std)  # (d_model, d_vocab_out)
+        self.b_U = param(d_vocab_out, std=0) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.W_U if self.b_U is None else x @ self.W_U + self.b_U
 
 
 class Transformer(HookedModule):
-    """Decoder-only transformer. forward(tokens (batch, pos)) -> logits (batch, n_classes).
+    """Decoder-only transformer over token sequences of up to n_ctx tokens from a d_vocab vocabulary.
 
-    Weights are initialised N(0, init_scale²/fan_in) (fan_in = d_model, or d_mlp for W_out),
-    biases and LayerNorm shifts at zero.
+    forward(tokens (batch, pos)) -> logits (batch, d_vocab_out) read at `answer_position` (output
+    'classes' / 'regression'), or (batch, pos, d_vocab_out) at every position (output 'tokens', or
+    all_positions=True). Weights are initialised N(0, init_scale²/fan_in) (fan_in = d_model, or
+    d_mlp for W_out), biases and LayerNorm shifts at zero.
     """
 
-    def __init__(self, cfg, d_vocab: int, d_vocab_out: int, n_ctx: int = 4):
+    def __init__(self, cfg, d_vocab: int, d_vocab_out: int, n_ctx: int = 4, *, answer_position: int = -1,
+                 output: str = "classes"):
         super().__init__()
         self.cfg = cfg
         self.dropout_p = cfg.dropout  # mutable: dropout schedules change it during training
+        self.answer_position, self.output = answer_position, output
         std = cfg.init_scale / math.sqrt(cfg.d_model)
         self.embed = Embed(d_vocab, cfg.d_model, std)
         self.pos_embed = PosEmbed(n_ctx, cfg.d_model, std)
@@ -226,16 +223,24 @@ class Transformer(HookedModule):
         return any(h._forward_hooks or h._forward_pre_hooks for h in self._hook_list)
 
     def forward(self, tokens: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
-        """tokens (batch, pos) -> logits (batch, d_vocab_out), or (batch, pos, d_vocab_out) if all_positions.
+        """tokens (batch, pos) -> logits (batch, d_vocab_out) at the answer position, or
+        (batch, pos, d_vocab_out) if all_positions or the output is 'tokens'.
 
         Fast path (no hooks attached, no embedding dropout): the first block's input depends only
         on (token, position), so its attention projections are computed once per possible pair
-        (d_vocab * pos rows) and gathered, instead of once per batch row. Same math.
+        (d_vocab * pos rows) and gathered, instead of once per batch row. Same math. (Skipped when
+        that table would be larger than both the batch and _TABLE_ROWS rows.)
         """
+        B, T = tokens.shape
+        every = all_positions or self.output == "tokens"
+        answer = self.answer_position % T
+        last_only = not every and answer == T - 1  # the last block computes only the answer position
         last = len(self.blocks) - 1
         table = index = None
-        if (self.dropout_p == 0 or not self.training) and not self._hooks_attached():
-            T = tokens.shape[1]
+        d_vocab = self.embed.W_E.shape[0]
+        if ((self.dropout_p == 0 or not self.training) and not self._hooks_attached()
+                and d_vocab * T <= max(B * T, _TABLE_ROWS)):
+            # (d_vocab, 1, d_model) + (1, pos, d_model) -> (d_vocab*pos, d_model)
             table = (self.embed.W_E[:, None] + self.pos_embed.W_pos[None, :T]).reshape(-1, self.cfg.d_model)
             index = tokens * T + torch.arange(T, device=tokens.device)  # (batch, pos) rows of table
             resid = table[index]  # (batch, pos, d_model)
@@ -243,9 +248,11 @@ class Transformer(HookedModule):
             resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
             resid = F.dropout(resid, self.dropout_p, self.training)  # (batch, pos, d_model)
         for i, block in enumerate(self.blocks):
-            resid = block(resid, last_only=(i == last and not all_positions),
+            resid = block(resid, last_only=(i == last and last_only),
                           table=table if i == 0 else None, index=index)
         if self.cfg.norm == "pre":
             resid = self.ln_final(resid)
         logits = self.unembed(resid)  # (batch, pos or 1, d_vocab_out)
-        return logits if all_positions else logits[:, -1]
+        if every:
+            return logits  # (batch, pos, d_vocab_out)
+        return logits[:, -1] if last_only else logits[:, answer]  # (batch, d_vocab_out)

@@ -1,5 +1,10 @@
 """Figures of `grokscope analyze` (matplotlib, Agg): spectrum over training, progress measures,
-embedding geometry, error maps, neuron clusters, attention. Each returns a {file, id, caption} entry."""
+embedding geometry, error maps, neuron clusters, attention. Each returns a {file, id, caption} entry.
+
+They only draw: the analysis package (`analysis/run.py`) computes every array they show (PCA and
+frequency-plane coordinates, error maps, neuron frequencies, attention) and passes it in; the
+report package never imports the analysis package (the dependency goes one way).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from grokscope.report.plots import TEST_COLOR, TRAIN_COLOR, _pyplot, _save, _shade_phases
+from grokscope.report.plots import TEST_COLOR, TRAIN_COLOR, pyplot, save_png, shade_phases
 
 
 def _entry(path: Path, id_: str, caption: str) -> dict:
@@ -15,7 +20,7 @@ def _entry(path: Path, id_: str, caption: str) -> dict:
 
 
 def spectrum_heatmap(records: list[dict], keys: list[int], path: Path) -> dict:
-    plt = _pyplot()
+    plt = pyplot()
     steps = [r["step"] for r in records]
     S = torch.tensor([r["W_E_spectrum"] for r in records], dtype=torch.float64)  # (ckpt, K)
     S = S / S.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-300)  # per-checkpoint unit norm
@@ -47,7 +52,7 @@ def spectrum_heatmap(records: list[dict], keys: list[int], path: Path) -> dict:
     ax.set_title("Fourier spectrum of the embedding over training" + (f" (key: {keys})" if keys else ""))
     fig.tight_layout()
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-spectrum",
         "Per-frequency norm of W_E (normalised per checkpoint) at every checkpoint; key "
         "frequencies labelled on the right.",
@@ -55,7 +60,7 @@ def spectrum_heatmap(records: list[dict], keys: list[int], path: Path) -> dict:
 
 
 def progress_curves(records: list[dict], phase: dict | None, path: Path) -> dict:
-    plt = _pyplot()
+    plt = pyplot()
     steps = [r["step"] for r in records]
     has_pm = any(r.get("restricted_loss") is not None for r in records)
     n = 4 if has_pm else 2
@@ -89,35 +94,29 @@ def progress_curves(records: list[dict], phase: dict | None, path: Path) -> dict
     axes[i].set_ylabel("Σ θ²")
     axes[i].set_xlabel("step")
     if phase and phase.get("phases"):
-        handles = _shade_phases(axes, phase["phases"])
+        handles = shade_phases(axes, phase["phases"])
         if handles:
             axes[-1].legend(handles=handles, fontsize=7, loc="upper right", title="phase", title_fontsize=7)
     fig.suptitle("Progress measures over checkpoints", fontsize=11)
     fig.tight_layout()
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-progress",
         "Train/test loss with restricted and excluded loss (Nanda et al. 2023), their ratio, "
         "spectrum sparsity and total squared weights at every checkpoint; phases shaded.",
     )
 
 
-def geometry(E: torch.Tensor, p: int, keys: list[int], path: Path) -> dict:
-    from grokscope.analysis.geometry import frequency_plane, pca
-
-    plt = _pyplot()
-    proj, ratio = pca(E, 4)
-    panels = [("PC1", "PC2", proj[:, 0], proj[:, 1])]
-    if proj.shape[1] >= 4:
-        panels.append(("PC3", "PC4", proj[:, 2], proj[:, 3]))
-    for k in keys[:4]:
-        c, share = frequency_plane(E, p, k)
-        panels.append((f"cos {k} plane", f"sin {k} ({share:.0%} of var.)", c[:, 0], c[:, 1]))
+def geometry(panels: list[tuple[str, str, torch.Tensor, torch.Tensor]], explained: list[float],
+             path: Path) -> dict:
+    """Scatter plots of the embedding, one per panel (x label, y label, x coords, y coords) with one
+    point per value (coloured by value); `explained`: the PCA explained-variance ratios."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    values = torch.arange(E.shape[0])
     for ax, (xl, yl, xs, ys) in zip(axes[0], panels):
-        ax.scatter(xs.numpy(), ys.numpy(), c=values.numpy(), cmap="hsv", s=14)
-        for v in range(0, E.shape[0], max(1, E.shape[0] // 8)):
+        n = len(xs)
+        ax.scatter(xs.numpy(), ys.numpy(), c=torch.arange(n).numpy(), cmap="hsv", s=14)
+        for v in range(0, n, max(1, n // 8)):
             ax.annotate(str(v), (float(xs[v]), float(ys[v])), fontsize=6, color="gray")
         ax.set_xlabel(xl, fontsize=8)
         ax.set_ylabel(yl, fontsize=8)
@@ -125,12 +124,12 @@ def geometry(E: torch.Tensor, p: int, keys: list[int], path: Path) -> dict:
         ax.tick_params(labelsize=6)
     fig.suptitle(
         "Embedding geometry (final checkpoint; colour = value). PCA explained variance: "
-        + ", ".join(f"{r:.0%}" for r in ratio.tolist()),
+        + ", ".join(f"{float(r):.0%}" for r in explained),
         fontsize=9,
     )
     fig.tight_layout()
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-geometry",
         "Embeddings projected on their principal components and on each key frequency's "
         "cos/sin plane: a Fourier embedding draws one circle per key frequency.",
@@ -141,7 +140,7 @@ def error_maps(maps: dict[str, dict], path: Path) -> dict:
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    plt = _pyplot()
+    plt = pyplot()
     colors = ["#ffffff", "#9ecae1", "#fd8d3c", "#31a354", "#de2d26"]
     labels = ["no pair", "train right", "train wrong", "test right", "test wrong"]
     fig, axes = plt.subplots(1, len(maps), figsize=(3.4 * len(maps), 3.7), squeeze=False)
@@ -161,7 +160,7 @@ def error_maps(maps: dict[str, dict], path: Path) -> dict:
     )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-errors",
         "Which (x, y) pairs the model gets right at key checkpoints (train pairs in blue/orange, "
         "test pairs in green/red).",
@@ -169,7 +168,7 @@ def error_maps(maps: dict[str, dict], path: Path) -> dict:
 
 
 def neurons(nf: dict, path: Path) -> dict:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
     clusters = nf["clusters"]
     items = sorted(((k, v) for k, v in clusters.items() if k != "noise"), key=lambda kv: int(kv[0]))
@@ -187,7 +186,7 @@ def neurons(nf: dict, path: Path) -> dict:
     fig.suptitle("MLP neurons (final checkpoint)", fontsize=10)
     fig.tight_layout()
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-neurons",
         "Neuron clusters: each neuron's dominant frequency in the 2-D Fourier transform of its "
         "activations over the (x, y) grid.",
@@ -195,7 +194,7 @@ def neurons(nf: dict, path: Path) -> dict:
 
 
 def attention(att: torch.Tensor, path: Path) -> dict:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     H, T = att.shape
     width = 0.8 / H
@@ -206,7 +205,7 @@ def attention(att: torch.Tensor, path: Path) -> dict:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _entry(
-        _save(fig, plt, path),
+        save_png(fig, plt, path),
         "fig-attention",
         "Mean attention of the answer position to each input position, per head (layer 0).",
     )
@@ -215,32 +214,31 @@ def attention(att: torch.Tensor, path: Path) -> dict:
 def draw_all(
     fig_dir: Path,
     *,
-    an,
     records: list[dict],
-    arrays: dict,
     keys: list[int],
     phase: dict | None,
-    key_steps: dict[str, int | None],
+    geometry_panels: tuple[list, list[float]] | None = None,
+    maps: dict[str, dict] | None = None,
+    neuron_freqs: dict | None = None,
+    attention_weights: torch.Tensor | None = None,
 ) -> list[dict]:
-    """Draw every analysis figure that applies to the run; returns their entries."""
-    from grokscope.analysis import probe
+    """Draw every analysis figure whose data is given; returns their entries.
 
+    records: analysis.jsonl records; keys: key frequencies; phase: `detect.analyze` of the metrics;
+    geometry_panels: (panels, explained) for `geometry`; maps: {title: error map} for `error_maps`;
+    neuron_freqs: the final checkpoint's neuron frequencies; attention_weights: (heads, positions).
+    """
     fig_dir = Path(fig_dir)
     out = []
     if all("W_E_spectrum" in r for r in records):
         out.append(spectrum_heatmap(records, keys, fig_dir / "fourier_spectrum.png"))
     out.append(progress_curves(records, phase, fig_dir / "progress_measures.png"))
-    out.append(geometry(an._embed(), an.p, keys if an.modular else [], fig_dir / "geometry.png"))
-    maps = {}
-    for label, step in key_steps.items():
-        if step is not None and step in arrays and f"step {step:,}" not in {t.split(": ")[-1] for t in maps}:
-            maps[f"{label}: step {step:,}"] = probe.error_map(arrays[step]["logits"], an.task)
+    if geometry_panels is not None:
+        out.append(geometry(*geometry_panels, fig_dir / "geometry.png"))
     if maps:
         out.append(error_maps(maps, fig_dir / "error_maps.png"))
-    final = arrays[records[-1]["step"]]
-    if "neurons" in final:
-        out.append(neurons(final["neurons"], fig_dir / "neurons.png"))
-    att = probe.attention_to_positions(an.model, an.task)
-    if att is not None:
-        out.append(attention(att, fig_dir / "attention.png"))
+    if neuron_freqs is not None:
+        out.append(neurons(neuron_freqs, fig_dir / "neurons.png"))
+    if attention_weights is not None:
+        out.append(attention(attention_weights, fig_dir / "attention.png"))
     return out

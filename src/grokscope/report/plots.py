@@ -19,10 +19,12 @@ PHASE_COLORS = {
     "grokking": "#c9ecc9",
     "converged": "#e3d5f0",
 }
-_PAIRED = ("acc", "loss")  # metrics that exist as train_X and test_X
+_PAIRED = ("acc", "loss")  # metrics that exist for every split: train_X, test_X, test_ood_X, ...
+_OTHER_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+                 "tab:cyan", "tab:gray")  # splits other than train and the generalization split
 
 
-def _pyplot():
+def pyplot():
     """matplotlib.pyplot on the Agg backend (imported here so `import grokscope` stays light)."""
     import matplotlib
 
@@ -53,7 +55,7 @@ def _has(records: list[dict], key: str) -> bool:
     return any(isinstance(r.get(key), (int, float)) for r in records)
 
 
-def _save(fig, plt, path: str | Path) -> Path:
+def save_png(fig, plt, path: str | Path) -> Path:
     """Render `fig` to PNG bytes, close it, and write them atomically to `path`."""
     from grokscope.tracking.rundir import atomic_write_bytes
 
@@ -68,7 +70,7 @@ def _save(fig, plt, path: str | Path) -> Path:
     return path
 
 
-def _shade_phases(axes, phases: list[dict]) -> list:
+def shade_phases(axes, phases: list[dict]) -> list:
     """Shade each phase segment as a background span on every axis; returns legend handles."""
     from matplotlib.patches import Patch
 
@@ -114,28 +116,50 @@ def _no_data(ax) -> None:
             color="gray")
 
 
-def save_curves(records: list[dict], path: str | Path, *, title: str = "",
-                events: dict | None = None, analysis: dict | None = None) -> Path:
-    """Train/test accuracy (top) and loss (bottom, log y) against step on a log x axis.
+def split_styles(splits: list[str], gen: str) -> dict[str, dict]:
+    """Line style of each split's curves: train blue, the generalization split red, thicker and
+    labelled "(generalization)", the other splits in further colours."""
+    others = iter(_OTHER_COLORS * (1 + len(splits) // len(_OTHER_COLORS)))
+    out = {}
+    for s in splits:
+        if s == "train":
+            out[s] = {"color": TRAIN_COLOR, "lw": 1.6, "label": s}
+        elif s == gen:
+            out[s] = {"color": TEST_COLOR, "lw": 2.0, "label": f"{s} (generalization)"}
+        else:
+            out[s] = {"color": next(others), "lw": 1.3, "label": s}
+    return out
 
+
+def save_curves(records: list[dict], path: str | Path, *, title: str = "",
+                events: dict | None = None, analysis: dict | None = None,
+                splits: list[str] | None = None, generalization_split: str = "test") -> Path:
+    """Accuracy (top) and loss (bottom, log y) of every split against step on a log x axis.
+
+    `splits`: the splits to draw (default: those the records show, see `runinfo.splits`); the
+    generalization split is drawn in red and marked "(generalization)" in the legend.
     Memorization and generalization steps (from `events`, else `analysis["events"]`) are marked
     with labelled dashed lines. With `analysis` (`grokscope.detect.analyze`), its phases are shaded
     in the background and its outcome class is added to the title.
     """
-    plt = _pyplot()
+    from grokscope.report.runinfo import splits as record_splits
+
+    gen = generalization_split
+    splits = list(splits) if splits else record_splits(records, gen=gen) or ["train", "test"]
+    plt = pyplot()
     if events is None and analysis:
         events = analysis.get("events")
     fig, (ax_acc, ax_loss) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     axes = (ax_acc, ax_loss)
-    phase_handles = _shade_phases(axes, analysis.get("phases") or []) if analysis and records else []
-    for split, color in (("train", TRAIN_COLOR), ("test", TEST_COLOR)):
-        ax_acc.plot(*_series(records, f"{split}_acc"), label=split, color=color, lw=1.6, zorder=3)
-        ax_loss.plot(*_series(records, f"{split}_loss", positive=True), label=split, color=color,
-                     lw=1.6, zorder=3)
+    phase_handles = shade_phases(axes, analysis.get("phases") or []) if analysis and records else []
+    for split, style in split_styles(splits, gen).items():
+        ax_acc.plot(*_series(records, f"{split}_acc"), **style, zorder=3)
+        ax_loss.plot(*_series(records, f"{split}_loss", positive=True), **style, zorder=3)
     if records:
         _mark_events(ax_acc, axes, events or {})
         ax_acc.set_xscale("log")
-        ax_loss.set_yscale("log")
+        if any(_has(records, f"{s}_loss") for s in splits):
+            ax_loss.set_yscale("log")
         ax_acc.legend(loc="upper left", fontsize=9)
     else:
         _no_data(ax_acc)
@@ -150,7 +174,38 @@ def save_curves(records: list[dict], path: str | Path, *, title: str = "",
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_png(fig, plt, path)
+
+
+def save_measures(records: list[dict], path: str | Path, measures: list[str], *,
+                  analysis: dict | None = None) -> Path:
+    """The task's own measures (metric names logged in the records) against step on a log x axis,
+    one panel each (two columns); with `analysis`, its phases shaded as in `save_curves`."""
+    plt = pyplot()
+    n = max(len(measures), 1)
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(8 if cols == 1 else 10, 0.6 + 2.4 * rows), sharex=True,
+                             squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(measures):]:
+        ax.set_visible(False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (ax, key) in enumerate(zip(axes, measures)):
+        if analysis and records:
+            shade_phases((ax,), analysis.get("phases") or [])
+        ax.plot(*_series(records, key), color=colors[i % len(colors)], lw=1.6, zorder=3)
+        ax.set_title(key, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        if _has(records, key):
+            ax.set_xscale("log")
+        else:
+            _no_data(ax)
+    for ax in axes[max(0, len(measures) - cols):len(measures)]:
+        ax.set_xlabel("step")
+    fig.suptitle("task measures", fontsize=11)
+    fig.tight_layout()
+    return save_png(fig, plt, path)
 
 
 def save_norms(records: list[dict], path: str | Path, *, analysis: dict | None = None) -> Path:
@@ -158,11 +213,11 @@ def save_norms(records: list[dict], path: str | Path, *, analysis: dict | None =
 
     With `analysis`, its phases are shaded in the background as in `save_curves`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_norm, ax_lr) = plt.subplots(2, 1, figsize=(8, 5), sharex=True,
                                          gridspec_kw={"height_ratios": [3, 2]})
     if analysis and records:
-        handles = _shade_phases((ax_norm, ax_lr), analysis.get("phases") or [])
+        handles = shade_phases((ax_norm, ax_lr), analysis.get("phases") or [])
         if handles:
             ax_norm.legend(handles=handles, loc="best", fontsize=8, title="phase", title_fontsize=8)
     ax_norm.plot(*_series(records, "weight_norm"), color="tab:green", lw=1.6, zorder=3)
@@ -179,21 +234,25 @@ def save_norms(records: list[dict], path: str | Path, *, analysis: dict | None =
     for ax in (ax_norm, ax_lr):
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_png(fig, plt, path)
 
 
 def _pair(metric: str) -> tuple[str | None, str]:
-    """(dashed train metric or None, solid metric) drawn for `metric`."""
-    split, _, kind = metric.partition("_")
-    if split in ("train", "test") and kind in _PAIRED:
-        return f"train_{kind}", f"test_{kind}"
+    """(dashed train metric or None, solid metric) drawn for `metric`: an evaluation split's accuracy
+    or loss ('test_acc', 'test_ood_loss', ...) is drawn with the train one."""
+    split, _, kind = metric.rpartition("_")
+    if split and split != "train" and kind in _PAIRED:
+        return f"train_{kind}", metric
+    if split == "train" and kind in _PAIRED:
+        return metric, f"test_{kind}"
     return None, metric
 
 
 def compare(runs: list[tuple[str, list[dict]]], path: str | Path, *, metric: str = "test_acc") -> Path:
     """Overlay several runs in one figure against step (log x), one colour per run.
 
-    For accuracy and loss metrics both splits are drawn: train dashed, test solid. Other metrics
+    For accuracy and loss metrics the split is drawn solid and train dashed (for a train metric:
+    test solid, train dashed). Other metrics
     (weight_norm, lr, ...) are drawn solid. Loss uses a log y axis. Raises ValueError when there
     are no runs or no run has the metric.
     """
@@ -202,7 +261,7 @@ def compare(runs: list[tuple[str, list[dict]]], path: str | Path, *, metric: str
     dashed, solid = _pair(metric)
     if not any(_has(records, solid) for _, records in runs):
         raise ValueError(f"compare: no run has metric {metric!r}")
-    plt = _pyplot()
+    plt = pyplot()
     positive = solid.endswith("loss")
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -218,10 +277,10 @@ def compare(runs: list[tuple[str, list[dict]]], path: str | Path, *, metric: str
     elif solid.endswith("acc"):
         ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")
-    ax.set_ylabel({"acc": "accuracy", "loss": "loss"}[solid[5:]] if dashed else metric)
+    ax.set_ylabel({"acc": "accuracy", "loss": "loss"}[solid.rpartition("_")[2]] if dashed else metric)
     what = f"{solid} (solid) / {dashed} (dashed)" if dashed else metric
     ax.set_title(f"{what} — {len(runs)} run{'s' if len(runs) != 1 else ''}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=9, loc="best")
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_png(fig, plt, path)

@@ -167,11 +167,11 @@ def save_outcome_diagram(meta: dict, rows: list[dict], path: str | os.PathLike, 
     """Heatmap of each cell's majority outcome class, annotated with the seeds agreeing (k/n)."""
     from matplotlib.patches import Patch, Rectangle
 
-    from grokscope.report.plots import _pyplot, _save
+    from grokscope.report.plots import pyplot, save_png
 
     x, y = pick_axes(meta, x, y)
     panels, xs, ys = _panels(meta, rows, x, y)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = _grid(plt, len(panels))
     for ax, (title, cells) in zip(axes, panels):
         for i, j in itertools.product(range(len(xs)), range(len(ys))):
@@ -186,7 +186,7 @@ def save_outcome_diagram(meta: dict, rows: list[dict], path: str | os.PathLike, 
     fig.suptitle("outcome class: majority over seeds (k/n seeds agree)", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
-    return _save(fig, plt, path)
+    return save_png(fig, plt, path)
 
 
 def _fontsize(xs: list, ys: list) -> float:
@@ -200,11 +200,11 @@ def save_steps_diagram(meta: dict, rows: list[dict], path: str | os.PathLike, *,
     """Heatmap of the median generalized step over seeds, annotated with the median and IQR."""
     import numpy as np
 
-    from grokscope.report.plots import _pyplot, _save
+    from grokscope.report.plots import pyplot, save_png
 
     x, y = pick_axes(meta, x, y)
     panels, xs, ys = _panels(meta, rows, x, y)
-    plt = _pyplot()
+    plt = pyplot()
     finite = [c.median for _, cells in panels for c in cells.values()
               if c.median is not None and math.isfinite(c.median)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
@@ -232,7 +232,7 @@ def save_steps_diagram(meta: dict, rows: list[dict], path: str | os.PathLike, *,
     bar = fig.colorbar(image, ax=axes, shrink=0.9)
     bar.set_label("median step to test accuracy 0.99 (grey: never / pending)")
     fig.suptitle("steps to generalize: median [IQR] over seeds", fontsize=11)
-    return _save(fig, plt, path)
+    return save_png(fig, plt, path)
 
 
 def _luminance(rgba) -> float:
@@ -288,14 +288,14 @@ def write_sweep_report(path: str | os.PathLike, *, x: str | None = None, y: str 
     """Write SWEEP/report.html (self-contained) with the phase diagrams over axes x and y (default:
     the first two), the per-cell table and the table of runs; the figures are also saved under
     SWEEP/figures/. `gap` recomputes the outcome classes with that gap (see detect.analyze).
-    Also rebuilds SWEEP/results.csv. Returns the report's path."""
-    import json
-    from html import escape
+    Also rebuilds SWEEP/results.csv. Returns the report's path.
 
-    from grokscope import __version__
-    from grokscope.report.html import _CSP, _CSS, _config, _figure, _fmt, _table, task_description
+    The page is rendered from report/templates/sweep.html.j2 (see grokscope.report.htmlkit)."""
+    import json
+
+    from grokscope.report.htmlkit import config_tables, figure, fmt, write_page
+    from grokscope.report.runinfo import task_description
     from grokscope.sweep.runner import collect, write_results
-    from grokscope.tracking.rundir import atomic_write_text
 
     path = Path(path)
     write_results(path)
@@ -307,35 +307,22 @@ def write_sweep_report(path: str | os.PathLike, *, x: str | None = None, y: str 
     task = task_description(base.get("task") or {})
     title = f"Sweep {path.resolve().name}" + (f" — {task}" if task else "")
     seeds = meta.get("seeds")
-    axes_text = " × ".join(f"{a} ({len(v)})" for a, v in meta["axes"].items()) or "no axes"
     head, cells = cell_rows(meta, rows)
     run_cols = ["run", *meta["axes"], "seed", "status", "outcome", "memorized_step", "generalized_step",
                 "final_test_acc", "wall_seconds"]
-    run_rows = [[_fmt(r.get(c)) if not isinstance(r.get(c), float) or c != "final_test_acc"
-                 else f"{r[c]:.4f}" for c in run_cols] for r in rows]
+    run_rows = [[f"{r[c]:.4f}" if c == "final_test_acc" and isinstance(r.get(c), float) else fmt(r.get(c))
+                 for c in run_cols] for r in rows]
     spec = {k: meta.get(k) for k in ("preset", "config", "overrides", "axes", "seeds")}
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',
-        f"<title>{escape(title)} · grokscope sweep report</title><style>{_CSS}</style></head><body><main>",
-        f'<h1 id="title">{escape(title)}</h1>',
-        f'<p class="sub">grokscope sweep report · {escape(str(path))}</p>',
-        f'<p id="headline">{escape(summary_line(rows))}. Axes: {escape(axes_text)}; '
-        f"{len(seeds) if seeds else 1} seed(s) per cell.</p>",
-        "<h2>Phase diagrams</h2>",
-        _figure(outcome_png, "fig-outcome", f"Outcome class per cell over {x or '-'} × {y or '-'}: the "
-                "class most seeds share, with the number of seeds that agree."),
-        _figure(steps_png, "fig-steps", "Steps to generalize (test accuracy ≥ 0.99): median over seeds "
-                "with the interquartile range; a seed that never generalized counts as never."),
-        "<h2>Cells</h2>", _table([[*r] for r in cells], id_="cells", head=head),
-        "<h2>Runs</h2>", _table(run_rows, id_="runs", head=run_cols),
-        "<h2>Spec</h2>", f'<pre id="spec">{escape(json.dumps(spec, indent=2))}</pre>',
-        "<h2>Base config</h2>", _config(base),
-        f"<footer>Written by grokscope {escape(__version__)}.</footer>",
-        "</main></body></html>",
+    figures = [
+        figure(outcome_png, "fig-outcome", f"Outcome class per cell over {x or '-'} × {y or '-'}: the "
+               "class most seeds share, with the number of seeds that agree."),
+        figure(steps_png, "fig-steps", "Steps to generalize (accuracy ≥ 0.99 on the generalization split): "
+               "median over seeds with the interquartile range; a seed that never generalized counts as never."),
     ]
-    out = path / "report.html"
-    atomic_write_text(out, "\n".join(parts) + "\n")
-    return out
+    return write_page(
+        path / "report.html", "sweep.html.j2",
+        title=title, location=str(path), summary=summary_line(rows),
+        axes=" × ".join(f"{a} ({len(v)})" for a, v in meta["axes"].items()) or "no axes",
+        n_seeds=len(seeds) if seeds else 1, figures=figures, cell_head=head, cells=cells,
+        run_head=run_cols, runs=run_rows, spec=json.dumps(spec, indent=2), config=config_tables(base),
+    )

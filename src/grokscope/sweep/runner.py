@@ -60,7 +60,7 @@ def is_finished(path: str | os.PathLike) -> bool:
 def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dict]:
     """Job body: train each (config dict, run directory) not finished yet; never raises.
 
-    With `vectorize`, runs that `grokscope.sweep.ensemble.can_ensemble` accepts train together as
+    With `vectorize`, runs that `grokscope.training.ensemble.can_ensemble` accepts train together as
     one ensemble; otherwise one after the other. Returns one record per run: name, status,
     outcome, generalized_step, wall_seconds, error (a one-line message or None), skipped."""
     from grokscope.config import from_dict
@@ -73,7 +73,7 @@ def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dic
         else:
             todo.append((from_dict(cfg_dict), out))
     if vectorize and len(todo) > 1:
-        from grokscope.sweep.ensemble import can_ensemble
+        from grokscope.training.ensemble import can_ensemble
 
         if can_ensemble([c for c, _ in todo]) is None:
             return records + _train_together(todo)
@@ -94,7 +94,7 @@ def _train_one(cfg, out: Path) -> dict:
 
 
 def _train_together(todo: list[tuple[Any, Path]]) -> list[dict]:
-    from grokscope.sweep.ensemble import train_ensemble
+    from grokscope.training.ensemble import train_ensemble
 
     tmps = [_partial_dir(out) for _, out in todo]
     for t in tmps:

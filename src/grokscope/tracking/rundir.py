@@ -76,16 +76,37 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 class RunDir:
-    """Paths of one run directory and its append-only metrics log."""
+    """Paths of one run directory and its append-only metrics log: every file name of a run is
+    defined here (docs/run-format.md)."""
+
+    CONFIG = "config.json"
+    METRICS = "metrics.jsonl"
+    EVENTS = "events.jsonl"
+    SUMMARY = "summary.json"
+    REPORT = "report.html"
+    ANALYSIS = "analysis.json"
+    ANALYSIS_RECORDS = "analysis.jsonl"
+    CHECKPOINTS = "checkpoints"
+    FIGURES = "figures"
+    TENSORBOARD = "tensorboard"
+    WANDB = "wandb"
+    LATEST = "latest.pt"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    config = property(lambda self: self.path / "config.json")
-    metrics = property(lambda self: self.path / "metrics.jsonl")
-    summary = property(lambda self: self.path / "summary.json")
-    checkpoints = property(lambda self: self.path / "checkpoints")
-    figures = property(lambda self: self.path / "figures")
+    config = property(lambda self: self.path / RunDir.CONFIG)
+    metrics = property(lambda self: self.path / RunDir.METRICS)
+    events = property(lambda self: self.path / RunDir.EVENTS)
+    summary = property(lambda self: self.path / RunDir.SUMMARY)
+    report = property(lambda self: self.path / RunDir.REPORT)
+    analysis = property(lambda self: self.path / RunDir.ANALYSIS)
+    analysis_records = property(lambda self: self.path / RunDir.ANALYSIS_RECORDS)
+    checkpoints = property(lambda self: self.path / RunDir.CHECKPOINTS)
+    figures = property(lambda self: self.path / RunDir.FIGURES)
+    tensorboard = property(lambda self: self.path / RunDir.TENSORBOARD)
+    wandb = property(lambda self: self.path / RunDir.WANDB)
+    latest = property(lambda self: self.path / RunDir.CHECKPOINTS / RunDir.LATEST)
 
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:08d}.pt"
@@ -101,7 +122,7 @@ class RunDir:
                 out.append((int(p.stem.split("_")[1]), p))
             except ValueError:
                 continue
-        latest = self.checkpoints / "latest.pt"
+        latest = self.latest
         if include_latest and latest.is_file():
             out.append((int(torch.load(latest, map_location="cpu", weights_only=True)["step"]), latest))
         return sorted(out)

@@ -67,7 +67,7 @@ class JsonlTracker:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = RunDir(run_dir)
-        self.events_path = self.run_dir.path / "events.jsonl"
+        self.events_path = self.run_dir.events
 
     def start(self, config: dict, run_dir: Path) -> None:
         """Nothing to open: the training loop writes config.json itself."""

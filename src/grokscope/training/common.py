@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 
 from grokscope.config import RunConfig
 from grokscope.errors import ConfigError
+from grokscope.tracking.writer import check_out, versions  # noqa: F401  (re-exported)
 from grokscope.training.losses import loss_fn
 
 _EVAL_CHUNK = 65_536
@@ -40,23 +40,6 @@ def default_out(cfg: RunConfig, root: str | os.PathLike = "runs") -> Path:
     while path.exists():
         path, i = Path(f"{base}-{i}"), i + 1
     return path
-
-
-def check_out(out: str | os.PathLike) -> Path:
-    """A run may only go into a new or empty directory: never clobber results."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"out: {str(path)!r} is a file; give a directory path for the run")
-    if path.is_dir() and any(path.iterdir()):
-        raise ConfigError(f"out: {str(path)!r} already exists and is not empty; choose a new directory")
-    return path
-
-
-def versions() -> dict:
-    from grokscope import __version__
-
-    return {"grokscope": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
 
 
 class Sampler:
@@ -90,30 +73,39 @@ class Sampler:
 
 
 @torch.no_grad()
-def evaluate_stats(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
-                   loss: str = "ce", dtype: str = "float64") -> dict:
-    """{"loss", "acc", "collapse"} over tokens (n, 4): mean loss, accuracy, and the softmax-collapse
-    fraction (rows whose sum exp(z - max z) is exactly 1 in `dtype`; Prieto et al. 2025)."""
-    from grokscope.training.losses import softmax_collapse_fraction
+def evaluate_stats(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                   loss: str = "ce", dtype: str = "float64", *, output: str = "classes",
+                   mask: torch.Tensor | None = None, tolerance: float = 0.5) -> dict:
+    """{"loss", "acc", "collapse"} of `model` on inputs (n, ...) with targets, in chunks: mean loss,
+    accuracy (see losses.per_example_correct for regression and token outputs), and the
+    softmax-collapse fraction (rows whose sum exp(z - max z) is exactly 1 in `dtype`; Prieto et al.
+    2025; 0 for regression)."""
+    from grokscope.training.losses import per_example_correct, per_example_loss, softmax_collapse_fraction
 
     was_training = model.training
     model.eval()
-    total_loss, correct, collapsed, n = 0.0, 0, 0.0, tokens.shape[0]
+    total_loss, correct, collapsed, n = 0.0, 0, 0.0, inputs.shape[0]
     for i in range(0, n, _EVAL_CHUNK):
-        logits = model(tokens[i:i + _EVAL_CHUNK])  # (chunk, classes)
-        lab = labels[i:i + _EVAL_CHUNK]
-        total_loss += loss_fn(logits, lab, loss, dtype).item() * lab.shape[0]
-        correct += (logits.argmax(-1) == lab).sum().item()
-        collapsed += softmax_collapse_fraction(logits, dtype) * lab.shape[0]
+        out = model(inputs[i:i + _EVAL_CHUNK])  # (chunk, classes) | (chunk, D) | (chunk, T, classes)
+        lab = targets[i:i + _EVAL_CHUNK]
+        if output == "classes":
+            total_loss += loss_fn(out, lab, loss, dtype).item() * lab.shape[0]
+            correct += (out.argmax(-1) == lab).sum().item()
+        else:
+            m = None if mask is None else mask[i:i + _EVAL_CHUNK]
+            total_loss += per_example_loss(out, lab, loss, dtype, output, m).sum().item()
+            correct += per_example_correct(out, lab, output, m, tolerance).sum().item()
+        if output != "regression":
+            collapsed += softmax_collapse_fraction(out, dtype) * lab.shape[0]
     model.train(was_training)
     n = max(n, 1)
     return {"loss": total_loss / n, "acc": correct / n, "collapse": collapsed / n}
 
 
-def evaluate(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor,
-             loss: str = "ce", dtype: str = "float64") -> tuple[float, float]:
-    """(mean loss, accuracy) of `model` on tokens (n, 4) with labels (n,), in chunks."""
-    stats = evaluate_stats(model, tokens, labels, loss, dtype)
+def evaluate(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+             loss: str = "ce", dtype: str = "float64", **kwargs) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on inputs (n, ...) with targets (n, ...), in chunks."""
+    stats = evaluate_stats(model, inputs, targets, loss, dtype, **kwargs)
     return stats["loss"], stats["acc"]
 
 

@@ -99,3 +99,48 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce",
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+def per_example_loss(out: torch.Tensor, targets: torch.Tensor, kind: str = "ce", dtype: str = "float64",
+                     output: str = "classes", mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Loss of every example, in `dtype`, with any leading batch dims (the ensemble's (K, n)).
+
+    classes: out (..., C), targets (...) long, as loss_fn before its mean. regression: out and
+    targets (..., D), squared error averaged over D. tokens: out (..., T, C), targets (..., T), mask
+    (..., T) bool: the loss averaged over the masked positions of each example.
+    """
+    z = out.to(_dtype(dtype))
+    if output == "regression":
+        return (z - targets.to(z.dtype)).pow(2).mean(-1)
+    if output == "tokens":
+        per_token = per_example_loss(out, targets, kind, dtype)  # (..., T)
+        m = mask.to(per_token.dtype)
+        return (per_token * m).sum(-1) / m.sum(-1).clamp(min=1)
+    if kind == "ce":
+        return F.cross_entropy(z.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+    if kind == "mse":
+        return F.mse_loss(z, F.one_hot(targets, z.shape[-1]).to(z.dtype), reduction="none").mean(-1)
+    if kind == "stablemax":  # log(sum_j s(z_j)) - log s(z_label)
+        s = _s(z)
+        return s.sum(-1).log() - s.gather(-1, targets.unsqueeze(-1)).squeeze(-1).log()
+    raise ValueError(f"loss kind must be one of {LOSS_KINDS}, got {kind!r}")
+
+
+def per_example_correct(out: torch.Tensor, targets: torch.Tensor, output: str = "classes",
+                        mask: torch.Tensor | None = None, tolerance: float = 0.5) -> torch.Tensor:
+    """(...) bool: the example is right. classes: argmax == label; regression: every output within
+    `tolerance`; tokens: every masked position's argmax right (sequence accuracy)."""
+    if output == "regression":
+        return ((out - targets.to(out.dtype)).abs() <= tolerance).all(-1)
+    hit = out.argmax(-1) == targets
+    if output == "tokens":
+        return (hit | ~mask).all(-1)
+    return hit
+
+
+def task_loss(out: torch.Tensor, targets: torch.Tensor, kind: str, dtype: str, output: str = "classes",
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean training loss of a batch for any task output (classes: exactly loss_fn)."""
+    if output == "classes":
+        return loss_fn(out, targets, kind, dtype)
+    return per_example_loss(out, targets, kind, dtype, output, mask).mean()

@@ -18,8 +18,9 @@ class Monitor:
     grokscope.detect on the whole curve.
     """
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, split: str = "test"):
         self.cfg = cfg
+        self.split = split  # the generalization split: its accuracy is "test acc" here
         self.seen: dict[str, int] = {}
         self._plateau: list[float] = []
         self._above = 0
@@ -30,7 +31,7 @@ class Monitor:
 
     def update(self, r: dict) -> list[tuple[str, str]]:
         out = []
-        step, train, test = r["step"], r["train_acc"], r["test_acc"]
+        step, train, test = r["step"], r["train_acc"], r[f"{self.split}_acc"]
         if "memorized" not in self.seen and train >= _MEMORIZED:
             out.append(("memorized", f"memorized at step {step}: train acc {train:.3f}, test acc {test:.3f}"))
         elif "memorized" in self.seen and "rising" not in self.seen and self._plateau:
@@ -64,14 +65,3 @@ class Monitor:
                 and step >= self.generalized_at + c.stop_after):
             return f"{c.stop_after} steps after generalization at step {self.generalized_at}"
         return None
-
-
-def publish(r: dict, *, tracker, records: list, monitor: Monitor, bar, label: str = "") -> None:
-    """Send an evaluation record to the tracker, keep it, and announce the events it triggers
-    (on the progress bar too, unless the bar is off); `label` prefixes the announcements."""
-    tracker.log({k: v for k, v in r.items() if k != "step"}, r["step"])
-    records.append(r)
-    for name, message in monitor.update(r):
-        tracker.event(name, r["step"], message)
-        if not bar.disable:
-            bar.write(f"[grokscope] {label}{message}")

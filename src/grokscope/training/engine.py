@@ -1,0 +1,200 @@
+"""The training engine: one loop for a single run and for K vectorized runs.
+
+The engine owns the run lifecycle around the step: the evaluation and checkpoint schedules,
+divergence, stop rules, SIGINT/SIGTERM, timed resume checkpoints, live events and the end of
+each member's run (its RunWriter writes summary.json once and the report). The step itself is
+pluggable: a `Stepper` does the updates and evaluations of its K members (K = 1 for a single
+run; the supervised batch step by default, an agent's step later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from grokscope.config import TrainConfig
+from grokscope.tracking.writer import RunWriter
+from grokscope.training.monitor import Monitor
+from grokscope.training.schedules import StepSchedule
+
+Announce = "Callable[[int, str, str], None]"
+
+
+@dataclass
+class RunResult:
+    """What `train` and `resume` return: the run directory, its summary and its metric records."""
+
+    path: Path
+    summary: dict
+    metrics: list[dict]
+
+
+class Stepper(Protocol):
+    """The step of K runs trained together (K = 1 for a single run)."""
+
+    step: int
+    """Optimizer steps done (shared by every member)."""
+
+    def prepare(self, announce) -> None:
+        """Before each step: learning rate, dropout, curriculum stage. `announce(i, name, message)`
+        records an event of member i."""
+
+    def train_step(self) -> torch.Tensor:
+        """One update of every member; returns the (K,) training losses seen by it. A stepper may
+        skip the update of a member whose loss is not finite (the engine ends that member)."""
+
+    def evaluate(self) -> list[dict]:
+        """Per member: the metric record of this step without 'step' and 'elapsed'
+        ({split}_loss/{split}_acc of every split, weight_norm, lr, softmax_collapse, ...)."""
+
+    def after_eval(self, i: int, record: dict, announce) -> None:
+        """After member i's record is logged (e.g. advance a curriculum on accuracy)."""
+
+    def save(self, i: int, path: Path, elapsed: float) -> None:
+        """Checkpoint member i (everything resume needs) to `path`."""
+
+
+@dataclass
+class Member:
+    """One run of the engine: its writer, live monitor and records."""
+
+    writer: RunWriter
+    monitor: Monitor
+    records: list = field(default_factory=list)
+    label: str = ""
+    elapsed0: float = 0.0  # training seconds before this session (resume)
+    status: str | None = None  # None while training
+    reason: str | None = None
+    summary: dict | None = None
+
+
+def show_progress(cfg, progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return cfg.log.progress if cfg.log.progress is not None else sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Yields a list that receives the signal number on SIGINT/SIGTERM (main thread only); the
+    engine then checkpoints every member and ends them 'interrupted'. A second SIGINT interrupts
+    at once (KeyboardInterrupt)."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handler(signum, frame):
+        if got and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        got.append(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show: bool, desc: str,
+               check_finite: bool) -> list[RunResult]:
+    """Train every member of `stepper` to the budget (or its stop rule); returns their results."""
+    from tqdm import tqdm
+
+    evals = StepSchedule(tr.steps, tr.eval_per_decade, tr.eval_every)
+    ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
+    bar = tqdm(total=tr.steps, initial=stepper.step, disable=not show, dynamic_ncols=True, desc=desc)
+    t0 = time.perf_counter()
+    elapsed = lambda i: members[i].elapsed0 + time.perf_counter() - t0
+    active = lambda: [i for i, m in enumerate(members) if m.status is None]
+
+    def announce(i: int, name: str, message: str) -> None:
+        m = members[i]
+        m.writer.event(name, stepper.step, message)
+        if not bar.disable:
+            bar.write(f"[grokscope] {m.label}{message}")
+
+    def record(i: int, stats: dict) -> dict:
+        m = members[i]
+        r = {"step": stepper.step, **stats, "elapsed": elapsed(i)}
+        m.writer.log(r)
+        m.records.append(r)
+        for name, message in m.monitor.update(r):
+            announce(i, name, message)
+        if len(members) == 1:
+            gen = m.monitor.split
+            bar.set_postfix({"train acc": f"{r['train_acc']:.3f}", f"{gen} acc": f"{r[f'{gen}_acc']:.3f}",
+                             "loss": f"{r['train_loss']:.3g}"}, refresh=False)
+        return r
+
+    def save(i: int, path: Path) -> None:
+        stepper.save(i, path, elapsed(i))
+
+    def end(i: int, status: str, reason: str | None, steps_done: int | None = None) -> None:
+        m = members[i]
+        m.status, m.reason = status, reason
+        m.summary = m.writer.finish(m.records, status=status, reason=reason, wall=elapsed(i),
+                                    steps_done=stepper.step if steps_done is None else steps_done)
+
+    if stepper.step == 0:
+        for i, stats in enumerate(stepper.evaluate()):
+            record(i, stats)
+            save(i, members[i].writer.rd.checkpoint_path(0))
+    last_save = time.perf_counter()
+    with stop_signals() as got:
+        try:
+            while stepper.step < tr.steps and active():
+                if got:
+                    for i in active():
+                        save(i, members[i].writer.rd.checkpoint_path(stepper.step))
+                        end(i, "interrupted", f"signal {signal.Signals(got[0]).name}")
+                    break
+                stepper.prepare(announce)
+                before = stepper.step
+                losses = stepper.train_step()
+                bar.update(1)
+                if check_finite:  # one sync per step; the run stops before the update that saw it
+                    finite = torch.isfinite(losses).tolist()
+                    for i in active():
+                        if not finite[i]:
+                            end(i, "diverged", f"non-finite training loss at step {before + 1}", before)
+                step = stepper.step
+                if step in evals:
+                    stats = stepper.evaluate()
+                    for i in active():
+                        r = record(i, stats[i])
+                        if not (math.isfinite(r["train_loss"]) and math.isfinite(r["weight_norm"])):
+                            end(i, "diverged", f"non-finite loss or weights at step {step}")
+                        else:
+                            stepper.after_eval(i, r, announce)
+                stops = {i: s for i in active() if (s := members[i].monitor.stop_reason(step)) is not None}
+                if any(members[i].records[-1]["step"] != step for i in stops):
+                    stats = stepper.evaluate()
+                    for i in stops:
+                        if members[i].records[-1]["step"] != step:
+                            record(i, stats[i])
+                due = bool(tr.resume_every_seconds) and time.perf_counter() - last_save >= tr.resume_every_seconds
+                for i in active():
+                    if step in ckpts or i in stops:
+                        save(i, members[i].writer.rd.checkpoint_path(step))
+                    elif due:
+                        save(i, members[i].writer.rd.latest)
+                if due and step not in ckpts:
+                    last_save = time.perf_counter()
+                for i, stop in stops.items():
+                    end(i, "completed", stop)
+        finally:
+            bar.close()
+    for i in active():
+        end(i, "completed", None)
+    return [RunResult(m.writer.rd.path, m.summary, m.records) for m in members]
