@@ -9,15 +9,10 @@ import torch
 from torch import nn
 
 from grokscope import ConfigError, LogConfig, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
-from grokscope.training.ensemble import (
-    Ensemble,
-    _BatchedUpdate,
-    _per_example_loss,
-    can_ensemble,
-    ensemble_groups,
-    train_ensemble,
-)
+from grokscope.training.batched import BatchedUpdate as _BatchedUpdate
+from grokscope.training.ensemble import Ensemble, can_ensemble, ensemble_groups, train_ensemble
 from grokscope.training.losses import loss_fn
+from grokscope.training.losses import per_example_loss as _per_example_loss
 from grokscope.training.optim import UpdateRule
 
 
@@ -149,10 +144,13 @@ def test_members_start_from_single_run_init_and_split():
         for name, p in model.named_parameters():
             assert torch.equal(ens.params[name][i], p.detach())
         n = task.train_idx.numel()
-        assert torch.equal(ens.rows[i, :n], task.train_idx) and int(ens.train_mask[i].sum()) == n
-        logits = ens._forward(ens.params, ens.tokens, shared=True)  # (K, N, C)
-        torch.testing.assert_close(logits[i], model(ens.tokens).detach(), rtol=1e-5, atol=1e-5)
-    assert ens.rows.shape[1] == max(int(ens.train_mask[i].sum()) for i in range(2))
+        train = task.splits["train"]
+        assert torch.equal(ens.train.inputs[i, :n], train.inputs) and int(ens.train.sizes[i]) == n
+        assert torch.equal(ens.train.targets[i, :n], task.train_labels)
+        tokens = task.tokens()
+        logits = ens._forward(ens.params, tokens, shared=True)  # (K, N, C)
+        torch.testing.assert_close(logits[i], model(tokens).detach(), rtol=1e-5, atol=1e-5)
+    assert ens.train.inputs.shape[1] == max(int(ens.train.sizes[i]) for i in range(2))
 
 
 @pytest.mark.parametrize("kind", ["ce", "mse", "stablemax"])

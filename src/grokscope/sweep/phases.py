@@ -316,8 +316,9 @@ def write_sweep_report(path: str | os.PathLike, *, x: str | None = None, y: str 
     figures = [
         figure(outcome_png, "fig-outcome", f"Outcome class per cell over {x or '-'} × {y or '-'}: the "
                "class most seeds share, with the number of seeds that agree."),
-        figure(steps_png, "fig-steps", "Steps to generalize (accuracy ≥ 0.99 on the generalization split): "
-               "median over seeds with the interquartile range; a seed that never generalized counts as never."),
+        figure(steps_png, "fig-steps", "Steps to generalize (accuracy ≥ 0.99 on the generalization "
+               "split): median over seeds with the interquartile range; a seed that never generalized "
+               "counts as never."),
     ]
     return write_page(
         path / "report.html", "sweep.html.j2",

@@ -29,7 +29,7 @@ from typing import Any
 from grokscope.config import to_dict
 from grokscope.errors import ConfigError
 from grokscope.sweep.spec import SweepRun, SweepSpec, value_text
-from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
+from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 
 SWEEP_FORMAT = 1
 FINISHED = ("completed", "diverged")
@@ -48,7 +48,7 @@ _EXECUTOR_DIRS = ("slurm",)  # submitit's job files, created with the executor b
 def run_status(path: str | os.PathLike) -> str | None:
     """The status in PATH/summary.json, or None when there is none (yet)."""
     try:
-        return json.loads((Path(path) / "summary.json").read_text()).get("status")
+        return json.loads(RunDir(path).summary.read_text()).get("status")
     except (OSError, json.JSONDecodeError):
         return None
 
@@ -132,7 +132,7 @@ def _publish(tmp: Path, out: Path) -> dict:
 
 
 def _record(out: Path) -> dict:
-    s = json.loads((out / "summary.json").read_text())
+    s = json.loads(RunDir(out).summary.read_text())
     return {"run": out.name, "status": s.get("status"), "outcome": s.get("phase"),
             "generalized_step": (s.get("events") or {}).get("generalized_step"),
             "wall_seconds": s.get("wall_seconds"), "error": None}
@@ -337,12 +337,13 @@ def collect(path: str | os.PathLike, gap: int | None = None) -> tuple[dict, list
         row.update(dict.fromkeys(RESULT_COLUMNS))
         row.update(seed=r["seed"], status="pending", run_dir=f"runs/{r['name']}")
         if is_finished(d):
-            s = json.loads((d / "summary.json").read_text())
+            s = json.loads(RunDir(d).summary.read_text())
             if gap is not None:
                 from grokscope import detect
                 from grokscope.tracking.rundir import read_jsonl
 
-                analysis = detect.analyze(read_jsonl(d / "metrics.jsonl"), gap)
+                analysis = detect.analyze(read_jsonl(RunDir(d).metrics), gap,
+                                          split=s.get("generalization_split", "test"))
                 s = {**s, "events": analysis["events"], "phase": analysis["phase"]}
             ev, final = s.get("events") or {}, s.get("final") or {}
             row.update(status=s.get("status"), outcome=s.get("phase"), steps_done=s.get("steps_done"),
