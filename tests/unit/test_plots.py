@@ -169,3 +169,34 @@ def test_report_needs_a_run_directory(tmp_path):
 
     with pytest.raises(ConfigError, match="not a run directory"):
         report_html.write_report(tmp_path)
+
+
+def test_analysis_figures_draw_given_arrays(tmp_path):
+    """report.analysis_plots only draws what it is given (the analysis package computes it)."""
+    import torch
+
+    from grokscope.report import analysis_plots
+
+    g = torch.Generator().manual_seed(0)
+    records = [{"step": s, "train_acc": a, "test_acc": a / 2, "train_loss": 1 - a + 1e-3,
+                "test_loss": 1.1 - a / 2, "sum_sq_weights": 10 - a, "W_E_spectrum": [1.0, 2.0 * a, 0.5]}
+               for s, a in ((0, 0.1), (10, 0.5), (100, 0.9))]
+    xy = torch.randn(7, 2, generator=g)
+    panels = ([("PC1", "PC2", xy[:, 0], xy[:, 1]), ("cos 1 plane", "sin 1", xy[:, 1], xy[:, 0])], [0.6, 0.3])
+    correct = torch.tensor([[1, 0, -1], [1, 1, 0], [0, 1, 1]])
+    maps = {"final: step 100": {"correct": correct, "train": torch.rand(3, 3, generator=g) < 0.5}}
+    nf = {"clusters": {"1": 5, "3": 2, "noise": 4}, "frac": torch.rand(11, generator=g)}
+    att = torch.rand(2, 3, generator=g)
+    phase = detect.analyze([{"step": r["step"], "train_acc": r["train_acc"], "test_acc": r["test_acc"]}
+                            for r in records])
+    entries = analysis_plots.draw_all(tmp_path, records=records, keys=[1], phase=phase,
+                                      geometry_panels=panels, maps=maps, neuron_freqs=nf,
+                                      attention_weights=att)
+    assert [e["id"] for e in entries] == ["fig-spectrum", "fig-progress", "fig-geometry", "fig-errors",
+                                          "fig-neurons", "fig-attention"]
+    for e in entries:
+        assert e["file"].startswith("figures/")
+        assert_png(tmp_path / Path(e["file"]).name, min_bytes=5_000)
+    plain = [{k: v for k, v in r.items() if k != "W_E_spectrum"} for r in records]
+    only = analysis_plots.draw_all(tmp_path / "few", records=plain, keys=[], phase=None)
+    assert [e["id"] for e in only] == ["fig-progress"]

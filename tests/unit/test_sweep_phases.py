@@ -141,3 +141,6 @@ def test_sweep_report_is_self_contained(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert 'id="cells"' in html and 'id="runs"' in html and "x+y mod 31" in html
     assert "12 runs: 11 completed, 1 pending" in html and "weight_decay-1_train_fraction-0.5_seed-1" in html
+    # rendered from report/templates/sweep.html.j2: the CSP frame, escaped text, no script
+    assert """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:""" in html
+    assert "<script" not in html and '<pre id="spec">{\n  &#34;preset&#34;' in html

@@ -182,7 +182,8 @@ def analyze(
             records.append(rec)
             arrays[step] = arr
     metrics = rd.read_metrics()
-    phase = detect.analyze(metrics) if metrics else None
+    split = (rd.read_summary() if rd.summary.is_file() else {}).get("generalization_split", "test")
+    phase = detect.analyze(metrics, split=split) if metrics else None
     final = records[-1]
     extra = _final_details(an, arrays[ckpts[-1][0]], keys)
     card = algorithm_card(

@@ -82,7 +82,8 @@ def build_model(cfg, task) -> nn.Module:
     check_model_task(cfg, task)
     arch = cfg.arch
     if arch == "transformer":
-        return Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes, n_ctx=task.input_shape[0],
+        return Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes,
+                           n_ctx=task.input_shape[0],
                            answer_position=task.answer_position, output=task.output)
     if arch == "mlp":
         n_values = (task.read_vocab or task.vocab_size) if task.input_kind == "tokens" else None

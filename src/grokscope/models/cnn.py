@@ -27,8 +27,9 @@ class ConvLayer(HookedModule):
         super().__init__()
         k = kernel_size
         # 'same' padding: (k-1)//2 before and k//2 after each dimension (asymmetric for an even k,
-        # padded by hand so that no padding='same' copy warning is raised)
-        self.pad = None if k % 2 else ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2)  # (left, right, top, bottom)
+        # padded by hand so that no padding='same' copy warning is raised); F.pad order (left, right,
+        # top, bottom)
+        self.pad = None if k % 2 else ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2)
         self.conv = nn.Conv2d(c_in, c_out, k, padding=k // 2 if k % 2 else 0, bias=bias)
         self.act = activation_fn(act)
         H, W = in_hw

@@ -56,7 +56,7 @@ class LayerNorm(nn.Module):
 
 
 class Hidden(HookedModule):
-    """act(x @ W + b) with W of shape (d_in, d_out) drawn N(0, std²), b zero; hooks `hook_pre`, `hook_post`."""
+    """act(x @ W + b), W (d_in, d_out) drawn N(0, std²), b zero; hooks `hook_pre` and `hook_post`."""
 
     def __init__(self, d_in: int, d_out: int, act: str, bias: bool, std: float):
         super().__init__()

@@ -89,7 +89,8 @@ class Attention(HookedModule):
             scores = scores.masked_fill(mask, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))  # (batch, head, q_pos, pos)
-        z = self.hook_z((pattern @ v).transpose(1, 2))  # (batch, head, q_pos, d_head) -> (batch, q_pos, head, d_head)
+        # (batch, head, q_pos, d_head) -> (batch, q_pos, head, d_head)
+        z = self.hook_z((pattern @ v).transpose(1, 2))
         B, Tq, H, Dh = z.shape
         z = z.reshape(B * Tq, H * Dh)  # (batch*q_pos, head*d_head)
         W_O = self.W_O.reshape(H * Dh, -1)  # (head*d_head, d_model)

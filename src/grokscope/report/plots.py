@@ -185,8 +185,7 @@ def save_measures(records: list[dict], path: str | Path, measures: list[str], *,
     n = max(len(measures), 1)
     cols = 1 if n == 1 else 2
     rows = math.ceil(n / cols)
-    fig, grid = plt.subplots(rows, cols, figsize=(8 if cols == 1 else 10, 0.6 + 2.4 * rows), sharex=True,
-                             squeeze=False)
+    fig, grid = plt.subplots(rows, cols, figsize=(8 if cols == 1 else 10, 0.6 + 2.4 * rows), squeeze=False)
     axes = list(grid.flat)
     for ax in axes[len(measures):]:
         ax.set_visible(False)
@@ -201,7 +200,7 @@ def save_measures(records: list[dict], path: str | Path, measures: list[str], *,
             ax.set_xscale("log")
         else:
             _no_data(ax)
-    for ax in axes[max(0, len(measures) - cols):len(measures)]:
+    for ax in axes[max(0, len(measures) - cols):len(measures)]:  # the lowest panel of each column
         ax.set_xlabel("step")
     fig.suptitle("task measures", fontsize=11)
     fig.tight_layout()

@@ -47,7 +47,7 @@ def splits(records: list[dict], summary: dict | None = None, gen: str = "test") 
         keys: dict[str, None] = {}
         for r in records:
             for k in r:
-                if k.endswith("_acc") and k not in skip:
+                if k.endswith("_acc") and (k not in skip or k in ("train_acc", "test_acc")):
                     keys.setdefault(k[: -len("_acc")])
         found = [s for s in keys if s in ("train", "test") or _has(records, f"{s}_loss")]
     if gen not in found and _has(records, f"{gen}_acc"):

@@ -96,6 +96,8 @@ class Task:
     """Regression tasks: an example counts as correct when every output is within this of its target."""
     meta: dict = field(default_factory=dict)
     """JSON-serialisable description, written to summary.json's `task`."""
+    measure_names: tuple[str, ...] = ()
+    """The metric names `measures` returns (summary.json's `measures`; the report draws them)."""
 
     def __post_init__(self) -> None:
         check_task(self)
@@ -120,7 +122,7 @@ class Task:
 
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         """The task's own measures, logged on the eval schedule next to the split metrics (e.g.
-        adversarial accuracy). Override in a subclass; keys become metric names."""
+        adversarial accuracy). Override in a subclass; its keys are `measure_names`."""
         return {}
 
 

@@ -129,5 +129,6 @@ class RunWriter:
             from grokscope.report.plots import save_curves
 
             save_curves(records, rd.figures / "curves.png", title=cfg.name or rd.path.name,
-                        events=summary["events"], analysis=analysis)
+                        events=summary["events"], analysis=analysis, splits=self.base.get("splits"),
+                        generalization_split=split)
         return summary

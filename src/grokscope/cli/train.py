@@ -1,0 +1,75 @@
+"""`grokscope train` and `grokscope resume`."""
+
+from __future__ import annotations
+
+from grokscope.cli.errors import UsageError
+from grokscope.cli.parsing import Parsed
+
+
+def int_option(text: str | None, name: str, low: int) -> int | None:
+    """A command's own integer option, checked: None when not given."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise UsageError(f"{name}: must be an integer >= {low}, got {text!r}")
+    return value
+
+
+def run_config(parsed: Parsed):
+    """The validated run config of `grokscope train`: base config, then the overrides."""
+    from grokscope.config import apply_overrides, validate
+
+    overrides = dict(parsed.overrides)
+    if parsed.command.init_from is not None:  # --init-from RUN, short for --train.init_from RUN
+        overrides["train.init_from"] = parsed.command.init_from
+    return validate(apply_overrides(parsed.base, overrides))
+
+
+def cmd_train(parsed: Parsed) -> int:
+    cfg = run_config(parsed)
+    from grokscope.training.loop import train
+
+    result = train(cfg, parsed.command.out, progress=False if parsed.command.quiet else None)
+    return print_result(result)
+
+
+def cmd_resume(parsed: Parsed) -> int:
+    c = parsed.command
+    steps = int_option(c.steps, "steps", 1)
+    from grokscope.training.loop import resume
+
+    result = resume(c.run, steps=steps, progress=False if c.quiet else None)
+    return print_result(result)
+
+
+def print_result(result) -> int:
+    """What a finished (or stopped) run did; the exit code: 0 completed, 130 interrupted, 1 failed."""
+    s = result.summary
+    ev = s.get("events") or {}
+    final = s.get("final") or {}
+    split = s.get("generalization_split") or "test"
+    print(f"run:     {result.path}")
+    print(f"status:  {s['status']} after {s['steps_done']} steps, {s['wall_seconds']:.1f} s")
+    line = f"final:   train acc {_acc(final.get('train_acc'))}, test acc {_acc(final.get('test_acc'))}"
+    if split != "test":
+        line += f", {split} acc {_acc(final.get(f'{split}_acc'))}"
+    print(line)
+    print(f"events:  memorized at step {ev.get('memorized_step')}, generalized at step "
+          f"{ev.get('generalized_step')}" + ("" if split == "test" else f" ({split})"))
+    print(f"phase:   {s.get('phase')}" + (" (still on plateau)" if s.get("still_on_plateau") else ""))
+    if s.get("stop_reason"):
+        print(f"stopped: {s['stop_reason']}")
+    fig = result.path / "figures" / "curves.png"
+    if fig.exists():
+        print(f"figure:  {fig}")
+    if (result.path / "report.html").exists():
+        print(f"report:  {result.path / 'report.html'}")
+    return {"completed": 0, "interrupted": 130}.get(s["status"], 1)
+
+
+def _acc(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
