@@ -7,18 +7,25 @@ is the one place where values are checked; it raises ``ConfigError("section.fiel
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal
 
 from grokscope.errors import ConfigError
+from grokscope.validation import dropout_milestones, validate  # noqa: F401  (re-exported)
+from grokscope.values import (  # noqa: F401  (check_value, is_bool_type, parse_value re-exported)
+    check_value,
+    describe,
+    is_bool_type,
+    is_int,
+    is_num,
+    matches,
+    parse_value,
+    suggest,
+)
 
 CONFIG_VERSION = 1
-_UNIONS = (typing.Union, types.UnionType)
 
 
 @dataclass(frozen=True)
@@ -245,174 +252,6 @@ class RunConfig:
         return self.seed if self.task.split_seed is None else self.task.split_seed
 
 
-# ---------------------------------------------------------------------------------- validation
-
-
-def is_bool_type(tp: Any) -> bool:
-    """bool, or bool | None."""
-    return tp is bool or (typing.get_origin(tp) in _UNIONS and set(typing.get_args(tp)) == {bool, type(None)})
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def _check(ok: bool, name: str, msg: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{name}: {msg}, got {value!r}")
-
-
-def validate(cfg: RunConfig) -> RunConfig:
-    """Check every field; return cfg unchanged or raise ConfigError naming the first bad field."""
-    from grokscope.tasks import validate_task_config
-
-    _check_types(cfg, "")
-    _check(cfg.task.split_seed is None or cfg.task.split_seed >= 0, "task.split_seed",
-           "must be an integer >= 0 or None", cfg.task.split_seed)
-    validate_task_config(cfg)
-    m = cfg.model
-    for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
-        v = getattr(m, name)
-        _check(v >= 1 and v <= 65_536, f"model.{name}", "must be an integer in 1..65536", v)
-    _check(m.d_model % m.n_heads == 0 or m.arch == "mlp", "model.n_heads",
-           f"must divide model.d_model={m.d_model}", m.n_heads)
-    _check(0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)", m.dropout)
-    _check(m.init_scale > 0, "model.init_scale", "must be > 0", m.init_scale)
-    _check(all(1 <= c <= 65_536 for c in m.cnn_channels), "model.cnn_channels",
-           "must be integers in 1..65536", m.cnn_channels)
-    _check(1 <= m.kernel_size <= 31 and m.kernel_size % 2 == 1, "model.kernel_size",
-           "must be an odd integer in 1..31", m.kernel_size)
-    o = cfg.optim
-    _check(o.lr > 0, "optim.lr", "must be > 0", o.lr)
-    _check(all(0 <= b < 1 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)", o.betas)
-    _check(o.eps > 0, "optim.eps", "must be > 0", o.eps)
-    _check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0", o.weight_decay)
-    _check(0 <= o.momentum < 1, "optim.momentum", "must be in [0, 1)", o.momentum)
-    _check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", o.warmup_steps)
-    _check(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]", o.min_lr_ratio)
-    _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or None", o.grad_clip)
-    _check(0 <= o.grokfast_alpha < 1, "optim.grokfast_alpha", "must be in [0, 1)", o.grokfast_alpha)
-    _check(o.grokfast_lamb >= 0, "optim.grokfast_lamb", "must be >= 0", o.grokfast_lamb)
-    _check(o.grokfast_window >= 1, "optim.grokfast_window", "must be >= 1", o.grokfast_window)
-    _check(o.norm_constraint is None or o.norm_constraint >= 0, "optim.norm_constraint",
-           "must be >= 0 (0 = norm at init) or None", o.norm_constraint)
-    tr = cfg.train
-    _check(1 <= tr.steps <= 100_000_000, "train.steps", "must be an integer in 1..1e8", tr.steps)
-    _check(tr.batch_size is None or tr.batch_size >= 1, "train.batch_size",
-           "must be >= 1 or None (full batch)", tr.batch_size)
-    _check(tr.eval_every >= 1, "train.eval_every", "must be >= 1", tr.eval_every)
-    _check(tr.eval_per_decade >= 0, "train.eval_per_decade", "must be >= 0", tr.eval_per_decade)
-    _check(tr.checkpoint_per_decade >= 0, "train.checkpoint_per_decade", "must be >= 0",
-           tr.checkpoint_per_decade)
-    _check(tr.checkpoint_every is None or tr.checkpoint_every >= 1, "train.checkpoint_every",
-           "must be >= 1 or None", tr.checkpoint_every)
-    _check(0 <= tr.dropout_final < 1, "train.dropout_final", "must be in [0, 1)", tr.dropout_final)
-    dropout_milestones(tr.dropout_milestones)
-    _check(tr.dropout_schedule != "steps" or tr.dropout_milestones != "", "train.dropout_milestones",
-           "must be set for dropout_schedule=steps, like '1000:0.1,5000:0'", tr.dropout_milestones)
-    _check(tr.curriculum_stages >= 1, "train.curriculum_stages", "must be >= 1", tr.curriculum_stages)
-    _check(tr.curriculum_stage_steps >= 1, "train.curriculum_stage_steps", "must be >= 1",
-           tr.curriculum_stage_steps)
-    _check(0 < tr.curriculum_threshold <= 1, "train.curriculum_threshold", "must be in (0, 1]",
-           tr.curriculum_threshold)
-    _check(tr.init_from is None or tr.init_from != "", "train.init_from", "must be a run directory or None",
-           tr.init_from)
-    _check(0 < tr.stop_target <= 1, "train.stop_target", "must be in (0, 1]", tr.stop_target)
-    _check(tr.stop_patience >= 1, "train.stop_patience", "must be >= 1", tr.stop_patience)
-    _check(tr.stop_after >= 0, "train.stop_after", "must be >= 0", tr.stop_after)
-    _check(tr.resume_every_seconds >= 0, "train.resume_every_seconds", "must be >= 0 (0 disables)",
-           tr.resume_every_seconds)
-    _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
-    _check(cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
-    return cfg
-
-
-def dropout_milestones(text: str) -> list[tuple[int, float]]:
-    """Parse 'STEP:VALUE,...' into sorted (step, dropout) pairs; ConfigError names the field."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        step, sep, value = part.partition(":")
-        try:
-            pair = (int(step), float(value))
-        except ValueError:
-            pair = None
-        if not sep or pair is None or pair[0] < 0 or not 0 <= pair[1] < 1:
-            raise ConfigError(f"train.dropout_milestones: expected 'STEP:VALUE,...' with VALUE in [0, 1), "
-                              f"got {text!r}")
-        out.append(pair)
-    return sorted(out)
-
-
-def check_value(name: str, tp: Any, value: Any) -> None:
-    """Raise ConfigError('name: must be ...') unless `value` matches the annotation `tp`."""
-    if not _matches(tp, value):
-        raise ConfigError(f"{name}: must be {_describe(tp)}, got {value!r}")
-
-
-def _check_types(obj: Any, prefix: str) -> None:
-    """Check that every leaf value matches its annotation (catches JSON/Python misuse)."""
-    hints = typing.get_type_hints(type(obj))
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        name = f"{prefix}{f.name}"
-        tp = hints[f.name]
-        if is_dataclass(tp):
-            if not isinstance(value, tp):
-                raise ConfigError(f"{name}: must be a {tp.__name__}, got {value!r}")
-            _check_types(value, name + ".")
-        elif not _matches(tp, value):
-            raise ConfigError(f"{name}: must be {_describe(tp)}, got {value!r}")
-
-
-def _matches(tp: Any, value: Any) -> bool:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in _UNIONS:
-        return any(_matches(a, value) for a in args)
-    if origin is Literal:
-        return value in args and not isinstance(value, bool)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return isinstance(value, tuple) and len(value) >= 1 and all(_matches(args[0], v) for v in value)
-        return (isinstance(value, tuple) and len(value) == len(args)
-                and all(_matches(a, v) for a, v in zip(args, value)))
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) and _matches(args[1], v)
-                                               for k, v in value.items())
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return _is_int(value)
-    if tp is float:
-        return _is_num(value)
-    if tp is str:
-        return isinstance(value, str)
-    return isinstance(value, tp)
-
-
-def _describe(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in _UNIONS:
-        return " or ".join(_describe(a) for a in args)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return "one or more integers like 16,32"
-        return f"{len(args)} numbers like 0.9,0.98"
-    if origin is dict:
-        return "an object of names to values"
-    if tp is type(None):
-        return "None"
-    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
 # ------------------------------------------------------------------------------ JSON round trip
 
 
@@ -438,7 +277,7 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     kwargs = {}
     for key, value in d.items():
         if key not in names:
-            raise ConfigError(f"{prefix}{key}: unknown field{_suggest(key, names)}")
+            raise ConfigError(f"{prefix}{key}: unknown field{suggest(key, names)}")
         tp = hints[key]
         if is_dataclass(tp):
             kwargs[key] = _build(tp, value, f"{prefix}{key}.")
@@ -447,7 +286,7 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
         elif typing.get_origin(tp) is dict and isinstance(value, dict):
             kwargs[key] = dict(value)
         elif tp is float or float in typing.get_args(tp):
-            kwargs[key] = float(value) if _is_int(value) else value
+            kwargs[key] = float(value) if is_int(value) else value
         else:
             kwargs[key] = value
     return cls(**kwargs)
@@ -481,65 +320,6 @@ def field_names(cls: type = RunConfig) -> list[str]:
     return list(leaf_types(cls))
 
 
-def _suggest(key: str, names: Any) -> str:
-    close = difflib.get_close_matches(key, list(names), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def parse_value(name: str, tp: Any, text: str) -> Any:
-    """Convert a command-line string to the annotated type of field `name`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in _UNIONS:
-        if type(None) in args and text.lower() in ("none", "null"):
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return parse_value(name, a, text)
-            except ConfigError as e:
-                errors.append(e)
-        raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
-    if origin is Literal:
-        if text not in args:
-            raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
-        return text
-    if origin is tuple:
-        parts = [s for s in text.replace(",", " ").split() if s]
-        if len(args) == 2 and args[1] is Ellipsis:
-            if not parts:
-                raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
-            return tuple(parse_value(name, args[0], s) for s in parts)
-        if len(parts) != len(args):
-            raise ConfigError(f"{name}: must be {_describe(tp)}, got {text!r}")
-        return tuple(parse_value(name, a, s) for a, s in zip(args, parts))
-    if tp is bool:
-        low = text.lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{name}: must be true or false, got {text!r}")
-    if tp is int:
-        try:
-            f = float(text)
-            if not f.is_integer():
-                raise ValueError
-            return int(f)
-        except (ValueError, OverflowError):
-            raise ConfigError(f"{name}: must be an integer, got {text!r}") from None
-    if tp is float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise ConfigError(f"{name}: must be a number, got {text!r}") from None
-        if not math.isfinite(v):
-            raise ConfigError(f"{name}: must be a finite number, got {text!r}")
-        return v
-    return text
-
-
 def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
     """Return cfg with dotted string overrides ({'optim.lr': '3e-3'}) applied and typed."""
     names = field_names()
@@ -552,7 +332,7 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
             cfg = replace(cfg, task=replace(cfg.task, options={**cfg.task.options, name: value}))
             continue
         if key not in names:
-            raise ConfigError(f"{key}: unknown field{_suggest(key, names)}")
+            raise ConfigError(f"{key}: unknown field{suggest(key, names)}")
         cfg = _replace_path(cfg, key.split("."), text, key)
     return cfg
 
@@ -567,7 +347,7 @@ def _option_value(kind: str, name: str, text: str) -> Any:
         if options is None:
             raise ConfigError(f"task.options.{name}: task kind {kind!r} has no options")
         raise ConfigError(f"task.options.{name}: unknown option of task kind {kind!r}"
-                          f"{_suggest(name, hints)}")
+                          f"{suggest(name, hints)}")
     return parse_value(f"task.options.{name}", hints[name], text)
 
 

@@ -45,7 +45,7 @@ def _message(event: Any, argv: list[str]) -> str:
 
     from grokscope.cli.schema import COMMANDS
 
-    command = event.prog.partition(" ")[2] or "grokscope"
+    command = argv[0] if argv and argv[0] in COMMANDS else event.prog.partition(" ")[2] or "grokscope"
     if isinstance(event, _errors.MissingSubcommand):
         if not argv:
             raise NoCommand("give a command")
@@ -65,7 +65,7 @@ def _message(event: Any, argv: list[str]) -> str:
         return head + " ".join(str(event.message).split())
     if isinstance(event, _errors.MissingArgs):
         missing = " ".join(_name(a.arg) for a in event.missing_arguments)
-        return f"{command}: missing {missing}; see grokscope {command} --help"
+        return f"{command}: missing {missing} (see grokscope {command} --help)"
     if isinstance(event, _errors.UnrecognizedArgs):
         return f"{command}: unexpected argument {event.tokens[0]!r}"
     return f"{command}: invalid command line ({type(event).__name__}); see grokscope {command} --help"

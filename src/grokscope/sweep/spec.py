@@ -148,7 +148,12 @@ def parse_axis(field: str, values: Any) -> Axis:
         raise ConfigError(f"{field}: empty axis value in {values!r}; give values like 0,0.1,1")
     canon = []
     for t in texts:
-        c = value_text(parse_value(field, tp, t))
+        value = parse_value(field, tp, t)
+        if field == "task.kind":  # an open str field: the registered kinds are the choices
+            from grokscope.tasks import get_task_kind
+
+            get_task_kind(value)
+        c = value_text(value)
         if c in canon:
             raise ConfigError(f"{field}: axis value {c} is given twice")
         canon.append(c)

@@ -226,7 +226,7 @@ def task_options(task_cfg) -> Any:
         if given:
             raise ConfigError(f"task.options: task kind {kind.name!r} has no options, got {sorted(given)}")
         return None
-    from grokscope.config import check_value, parse_value
+    from grokscope.values import check_value, parse_value
 
     hints = _hints(kind.options)
     for key, value in given.items():

@@ -66,7 +66,8 @@ def can_ensemble(configs: list[RunConfig]) -> str | None:
                 return f"{name} differs between members ({first[name]!r} vs {value!r}); only " \
                        f"{', '.join(VARYING_FIELDS)} may differ"
     c = configs[0]
-    unsupported = [("optim.orthograd", c.optim.orthograd),
+    unsupported = [("model.arch", c.model.arch in ("lstm", "gru")),  # vmap has no rule for aten::lstm/gru
+                   ("optim.orthograd", c.optim.orthograd),
                    ("model.dropout", c.model.dropout != 0 or c.train.dropout_schedule != "constant"),
                    ("train.curriculum", c.train.curriculum != "none"),
                    ("train.init_from", c.train.init_from is not None)]
