@@ -274,3 +274,25 @@ def test_multitracker_propagates_jsonl_errors(tmp_path):
     multi = MultiTracker([_Recorder("jsonl", fail_on="event"), _Recorder("other")])
     with pytest.raises(OSError, match="disk full"):
         multi.event("memorized", 1, "m")
+
+
+def test_tensorboard_command_reads_the_run_directory(tmp_path):
+    """`pip install grokscope[tb]` gives the `tensorboard` command the docs use on RUN's parent."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorboardX")
+    pytest.importorskip("tensorboard")
+    exe = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
+    assert exe, "the tb extra installs the tensorboard command"
+    run = tmp_path / "runs" / "r1"
+    t = TensorBoardTracker()
+    t.start({"name": "r1"}, run)
+    t.log({"train_acc": 0.5, "test_acc": 0.25}, 3)
+    t.finish({})
+    out = subprocess.run([exe, "--inspect", "--logdir", str(tmp_path / "runs")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "accuracy/train" in out.stdout and "accuracy/test" in out.stdout

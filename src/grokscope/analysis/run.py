@@ -33,7 +33,7 @@ def _checkpoints(rd: RunDir, max_checkpoints: int | None) -> list[tuple[int, Pat
     ckpts = rd.list_checkpoints(include_latest=True)
     by_step: dict[int, Path] = {}
     for step, path in ckpts:  # step_*.pt wins over latest.pt at the same step
-        if step not in by_step or path.name != "latest.pt":
+        if step not in by_step or path.name != RunDir.LATEST:
             by_step[step] = path
     out = sorted(by_step.items())
     if max_checkpoints and len(out) > max_checkpoints:
@@ -207,7 +207,7 @@ def analyze(
         "figures": [],
         "seconds": None,
     }
-    atomic_write_text(rd.path / "analysis.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(rd.analysis_records, "".join(json.dumps(r) + "\n" for r in records))
     if figures:
         from grokscope.report import analysis_plots
 
@@ -222,7 +222,7 @@ def analyze(
             **_figure_data(an, records, arrays, keys, key_steps),
         )
     out["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(rd.path / "analysis.json", out)
+    atomic_write_json(rd.analysis, out)
     if report:
         from grokscope.report.html import write_report
 

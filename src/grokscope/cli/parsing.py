@@ -42,6 +42,8 @@ class Given(tuple):
 
 def _metavar(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if is_bool_type(tp) and tp is not bool:
+        return "[true|false|None]"
     if origin in (typing.Union, types.UnionType):
         return "|".join(_metavar(a) for a in args)
     if origin is typing.Literal:
@@ -110,7 +112,8 @@ def run_overrides(cfg: RunConfig, extra: list[str], command: str, argv: list[str
     walk(cfg, "")
     negated = _unknown_overrides(extra, command)
     if negated.keys() & out.keys():  # tyro keeps no order between two flags: the later one wins
-        last = {t.partition("=")[0][2:].replace("-", "_"): i for i, t in enumerate(argv) if t.startswith("--")}
+        last = {t.partition("=")[0][2:].replace("-", "_"): i for i, t in enumerate(argv)
+                if t.startswith("--")}
         negated = {k: v for k, v in negated.items()
                    if k not in out or last.get(k, -1) < last.get(_no(k), -1)}
     out.update(negated)

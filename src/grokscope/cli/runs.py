@@ -60,7 +60,8 @@ def cmd_show(parsed: Parsed) -> int:
         ("name", cfg.get("name") or "-"),
         ("task", task_text(t)),
         ("model", f"{model.get('arch', '?')}, {summary.get('n_parameters', '?')} parameters"),
-        ("optimizer", f"{optim.get('name', '?')} lr {optim.get('lr', '?')} wd {optim.get('weight_decay', '?')}"),
+        ("optimizer", f"{optim.get('name', '?')} lr {optim.get('lr', '?')} "
+                      f"wd {optim.get('weight_decay', '?')}"),
         ("status", summary.get("status", "unknown")),
         ("steps", f"{last.get('step', 0)} of {train.get('steps', '?')}"),
         ("wall seconds", _fmt(summary.get("wall_seconds"))),
@@ -139,11 +140,11 @@ def cmd_compare(parsed: Parsed) -> int:
     run_dirs = [*c.runs, *extra]
     if len(run_dirs) < 2:
         raise UsageError("compare: give two or more run directories: grokscope compare RUN RUN ...")
-    for p in run_dirs:
-        require_run(p)
     if c.metric not in METRICS and not re.fullmatch(r"\w+_(acc|loss)", c.metric):
         raise UsageError(f"metric: must be one of {', '.join(METRICS)} or SPLIT_acc / SPLIT_loss, "
                          f"got {c.metric!r}")
+    for p in run_dirs:
+        require_run(p)
     from grokscope.report.html import write_compare
 
     try:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal, Union
 
 import tyro
-from tyro.conf import Positional, arg
-from tyro.conf import _markers
+from tyro.conf import Positional, _markers, arg
 
 from grokscope.config import RunConfig
 from grokscope.sweep.executors import EXECUTORS
@@ -36,10 +35,10 @@ class Train:
     """Train one run into a new (or empty) directory; prints where it went and what happened.
 
     Defaults below are the chosen preset's (--preset NAME, default demo) or those of --config JSON.
-    Any config field is set as --section.field VALUE or --section.field=VALUE (hyphens or
-    underscores); booleans as --log.figure, --log.figure false or --log.no-figure; tuples as
-    --optim.betas 0.9,0.98 or 0.9 0.98; None as None; options of a plug-in task kind as
-    --task.options.NAME VALUE."""
+    Any config field is set as --section.field VALUE or --section.field=VALUE, with hyphens or
+    underscores. Booleans: --log.figure, --log.figure false, --log.no-figure. Tuples: values
+    like 0.9,0.98 or 0.9 0.98. None: None. Plug-in task options: --task.options.NAME VALUE.
+    """
 
     preset: Annotated[str, arg(metavar="NAME")] = "demo"
     """Preset to start from (`grokscope presets` lists them)."""

@@ -158,7 +158,7 @@ def _events(ev: dict, gen: str) -> dict:
 def _algorithm(rd: RunDir) -> dict | None:
     """The "Learned algorithm" section from RUN/analysis.json (written by `grokscope analyze`):
     None without one, {"error": True} when it is unreadable."""
-    path = rd.path / "analysis.json"
+    path = rd.analysis
     if not path.is_file():
         return None
     try:
@@ -215,7 +215,7 @@ def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
     figures = (_figures(rd, records, analysis, title=title, splits=splits, gen=gen, measures=measures)
                if records else [])
     return write_page(
-        rd.path / "report.html", "run.html.j2",
+        rd.report, "run.html.j2",
         title=title, location=str(rd.path), phase=analysis["phase"],
         headline=headline(analysis, summary, records, gap=gap, split=gen),
         key_numbers=_key_numbers(summary, analysis, records, splits, gen),

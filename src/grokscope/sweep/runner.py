@@ -123,7 +123,7 @@ def _publish(tmp: Path, out: Path) -> dict:
     except OSError:  # another process published this run first: keep that one
         _remove(tmp)
         return {**_record(out), "skipped": True}
-    report = out / "report.html"
+    report = RunDir(out).report
     if report.is_file():  # the report names the run's directory: the partial one until now
         from html import escape
 
@@ -210,7 +210,7 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
         if not is_finished(d):
             continue
         try:
-            old = _leaves(json.loads((d / "config.json").read_text()))
+            old = _leaves(json.loads(RunDir(d).config.read_text()))
         except (OSError, json.JSONDecodeError):
             continue
         new = _leaves(json.loads(json.dumps(to_dict(r.config))))

@@ -94,7 +94,7 @@ class TensorBoardTracker:
     def start(self, config: dict, run_dir: Path) -> None:
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(logdir=str(Path(run_dir) / "tensorboard"))
+        self.writer = SummaryWriter(logdir=str(RunDir(run_dir).tensorboard))
         text = "```json\n" + json.dumps(config, indent=2) + "\n```"
         self.writer.add_text("config", text, 0)
 
