@@ -63,9 +63,10 @@ class ModelConfig:
     """The network, built for the task's inputs. Transformer fields follow TransformerLens names; the
     MLP, CNN and LSTM/GRU reuse n_layers, d_model and d_mlp."""
 
-    arch: Literal["transformer", "mlp", "cnn", "lstm", "gru"] = "transformer"
+    arch: str = "transformer"
     """'transformer' (token sequences; answer at the task's answer position), 'mlp' (tokens, vectors
-    or flattened images), 'cnn' (images) or 'lstm'/'gru' (token sequences)."""
+    or flattened images), 'cnn' (images), 'lstm'/'gru' (token sequences), or a registered plug-in
+    architecture (grokscope.models.register_model)."""
     n_layers: int = 2
     """Transformer blocks, hidden layers of the MLP and of the CNN's head, or stacked RNN layers."""
     d_model: int = 128

@@ -28,6 +28,9 @@ def validate(cfg):
            "must be an integer >= 0 or None", cfg.task.split_seed)
     validate_task_config(cfg)
     m = cfg.model
+    from grokscope.models import check_arch
+
+    check_arch(m.arch)
     for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
         v = getattr(m, name)
         _check(v >= 1 and v <= 65_536, f"model.{name}", "must be an integer in 1..65536", v)

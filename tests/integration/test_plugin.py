@@ -126,3 +126,28 @@ def test_show_and_report_read_a_plugin_run_without_the_plugin(reference, tmp_pat
     assert rep.returncode == 0, rep.stderr
     html = (reference.path / "report.html").read_text()
     assert "vector_sum" in html and json.loads((reference.path / "summary.json").read_text())["phase"]
+
+
+def test_plugin_model_trains_on_the_plugin_task(tmp_path):
+    """An architecture registered outside src/ (model.arch) is built for the task and trained."""
+    import torch
+
+    from grokscope.models import register_model
+
+    class Bilinear(torch.nn.Module):
+        def __init__(self, cfg, task):
+            super().__init__()
+            self.inp = torch.nn.Linear(task.input_shape[0], cfg.d_mlp)
+            self.out = torch.nn.Linear(cfg.d_mlp, task.n_classes)
+
+        def forward(self, x):  # (batch, 2p) -> (batch, p)
+            h = self.inp(x)
+            return self.out(h * h)
+
+    register_model("bilinear", Bilinear, inputs=("vector",), replace=True)
+    cfg = _config()
+    cfg = replace(cfg, model=replace(cfg.model, arch="bilinear"), train=replace(cfg.train, steps=60))
+    result = train(cfg, tmp_path / "bilinear")
+    assert result.summary["status"] == "completed" and result.metrics[-1]["train_acc"] > 0.5
+    with pytest.raises(ConfigError, match=r"^model\.arch: must be one of .*'bilinear', got 'bilinea'$"):
+        train(replace(cfg, model=replace(cfg.model, arch="bilinea")), tmp_path / "x")

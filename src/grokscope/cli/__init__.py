@@ -39,7 +39,7 @@ def _main(argv: list[str]) -> int:
     except (ConfigError, UsageError) as e:
         return _error(str(e))
     except SystemExit as e:  # tyro after --help (0); it prints its own box only if no hook fired
-        return e.code if isinstance(e.code, int) else 2
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
     except BrokenPipeError:
         raise  # handled in main(): the reader went away, not an error of the command
     except json.JSONDecodeError as e:

@@ -247,6 +247,19 @@ options; `grokscope train --help` every config field with its documentation and 
 default. Bad input is one line naming the field, exit code 2, and nothing is written."""
 
 
+def int_option(text: str | None, name: str, low: int) -> int | None:
+    """A command's own integer option, checked: None when not given."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise UsageError(f"{name}: must be an integer >= {low}, got {text!r}")
+    return value
+
+
 def reject_extra(parsed: Parsed) -> None:
     """Raise for tokens a command without run-config fields did not recognize."""
     if not parsed.extra:

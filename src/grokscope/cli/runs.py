@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 
 from grokscope.cli.errors import UsageError, reading
-from grokscope.cli.parsing import Parsed
-from grokscope.cli.train import int_option
+from grokscope.cli.parsing import Parsed, int_option
 
 METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "lr")
 

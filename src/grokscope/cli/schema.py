@@ -93,8 +93,8 @@ class Report:
 class Compare:
     """Overlay two or more runs in one figure."""
 
-    runs: Annotated[Positional[tuple[str, ...]], arg(metavar="RUN")] = ()
-    """Run directories."""
+    runs: Annotated[Positional[tuple[str, ...]], arg(metavar="RUN...", help_behavior_hint="(required)")]
+    """Two or more run directories."""
     out: Annotated[str, arg(metavar="PNG")] = "compare.png"
     """The figure to write."""
     metric: Annotated[str, arg(metavar="KEY")] = "test_acc"

@@ -11,8 +11,7 @@ import math
 from pathlib import Path
 
 from grokscope.cli.errors import UsageError, reading
-from grokscope.cli.parsing import Parsed
-from grokscope.cli.train import int_option
+from grokscope.cli.parsing import Parsed, int_option
 
 CUDA_PACK = 32  # default runs per job when vectorizing on CUDA: tiny models leave a GPU idle
 

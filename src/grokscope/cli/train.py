@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-from grokscope.cli.errors import UsageError
-from grokscope.cli.parsing import Parsed
-
-
-def int_option(text: str | None, name: str, low: int) -> int | None:
-    """A command's own integer option, checked: None when not given."""
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise UsageError(f"{name}: must be an integer >= {low}, got {text!r}")
-    return value
+from grokscope.cli.parsing import Parsed, int_option
 
 
 def run_config(parsed: Parsed):

@@ -11,6 +11,8 @@ transformer (hooked decoder-only, token sequences), mlp (tokens, vectors or flat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from grokscope.errors import ConfigError
@@ -21,7 +23,7 @@ from grokscope.models.rnn import RNN
 from grokscope.models.transformer import Transformer
 
 __all__ = ["ARCH_INPUTS", "ARCH_OUTPUTS", "CNN", "HookPoint", "HookedModule", "MLP", "RNN", "Transformer",
-           "build_model", "check_model_task", "set_dropout"]
+           "build_model", "check_arch", "check_model_task", "register_model", "set_dropout"]
 
 ARCH_INPUTS: dict[str, tuple[str, ...]] = {
     "transformer": ("tokens",),
@@ -51,12 +53,31 @@ def _fitting(task) -> str:
     return f" (use {_either(fit)})" if fit else ""
 
 
+_PLUGINS: dict[str, Callable] = {}
+
+
+def register_model(name: str, build: Callable, *, inputs: tuple[str, ...], outputs: tuple[str, ...] = ("classes",),
+                   replace: bool = False) -> None:
+    """Register an architecture under `name` (the value of model.arch): `build(cfg: ModelConfig, task)
+    -> nn.Module` mapping a batch of the task's inputs to its outputs (see the module docstring);
+    `inputs`/`outputs`: the task input and output kinds it accepts."""
+    if name in ARCH_INPUTS and not replace:
+        raise ValueError(f"model arch {name!r} is already registered (pass replace=True to redefine it)")
+    ARCH_INPUTS[name], ARCH_OUTPUTS[name] = tuple(inputs), tuple(outputs)
+    _PLUGINS[name] = build
+
+
+def check_arch(arch: object) -> None:
+    """ConfigError unless `arch` is a registered architecture."""
+    if not isinstance(arch, str) or arch not in ARCH_INPUTS:
+        raise ConfigError(f"model.arch: must be one of {', '.join(map(repr, ARCH_INPUTS))}, got {arch!r}")
+
+
 def check_model_task(cfg, task) -> None:
     """Raise a one-line ConfigError when model `cfg.arch` cannot take the task's inputs or produce
     its outputs; None when it can."""
     arch = cfg.arch
-    if arch not in ARCH_INPUTS:
-        raise ConfigError(f"model.arch: must be one of {', '.join(map(repr, ARCH_INPUTS))}, got {arch!r}")
+    check_arch(arch)
     if task.input_kind not in ARCH_INPUTS[arch]:
         raise ConfigError(f"model.arch: {arch!r} needs {_either(list(ARCH_INPUTS[arch]))} inputs; task kind "
                           f"{task.kind!r} gives {task.input_kind} inputs{_fitting(task)}")
@@ -81,6 +102,8 @@ def build_model(cfg, task) -> nn.Module:
     cannot take the task's inputs or produce its outputs."""
     check_model_task(cfg, task)
     arch = cfg.arch
+    if arch in _PLUGINS:
+        return _PLUGINS[arch](cfg, task)
     if arch == "transformer":
         return Transformer(cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes,
                            n_ctx=task.input_shape[0],
