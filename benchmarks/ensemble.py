@@ -27,9 +27,9 @@ import torch
 
 from grokscope import get_preset
 from grokscope.models import build_model
-from grokscope.training.ensemble import Ensemble
 from grokscope.tasks import build_task
 from grokscope.training.common import Sampler
+from grokscope.training.ensemble import Ensemble
 from grokscope.training.losses import loss_fn
 from grokscope.training.optim import UpdateRule, lr_at
 

@@ -17,8 +17,8 @@ from grokscope.config import (
 )
 from grokscope.errors import ConfigError
 from grokscope.presets import get_preset, list_presets
-from grokscope.tracking.rundir import RunDir
 from grokscope.tasks.task import Split, Task, register_task
+from grokscope.tracking.rundir import RunDir
 from grokscope.training.loop import RunResult, resume, train
 
 __all__ = [

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from grokscope import LogConfig, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig, train
-from grokscope.training.ensemble import train_ensemble
 from grokscope.training.checkpoint import load_checkpoint
+from grokscope.training.ensemble import train_ensemble
 from grokscope.training.loop import resume
 
 KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "lr", "softmax_collapse")

@@ -292,7 +292,7 @@ def test_tensorboard_command_reads_the_run_directory(tmp_path):
     t.start({"name": "r1"}, run)
     t.log({"train_acc": 0.5, "test_acc": 0.25}, 3)
     t.finish({})
-    out = subprocess.run([exe, "--inspect", "--logdir", str(tmp_path / "runs")], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([exe, "--inspect", "--logdir", str(tmp_path / "runs")], capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "accuracy/train" in out.stdout and "accuracy/test" in out.stdout

@@ -56,7 +56,8 @@ def _fitting(task) -> str:
 _PLUGINS: dict[str, Callable] = {}
 
 
-def register_model(name: str, build: Callable, *, inputs: tuple[str, ...], outputs: tuple[str, ...] = ("classes",),
+def register_model(name: str, build: Callable, *, inputs: tuple[str, ...],
+                   outputs: tuple[str, ...] = ("classes",),
                    replace: bool = False) -> None:
     """Register an architecture under `name` (the value of model.arch): `build(cfg: ModelConfig, task)
     -> nn.Module` mapping a batch of the task's inputs to its outputs (see the module docstring);

@@ -7,7 +7,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from grokscope.config import RunConfig

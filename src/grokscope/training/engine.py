@@ -183,7 +183,8 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
                     for i in stops:
                         if members[i].records[-1]["step"] != step:
                             record(i, stats[i])
-                due = bool(tr.resume_every_seconds) and time.perf_counter() - last_save >= tr.resume_every_seconds
+                every = tr.resume_every_seconds
+                due = bool(every) and time.perf_counter() - last_save >= every
                 for i in active():
                     if step in ckpts or i in stops:
                         save(i, members[i].writer.rd.checkpoint_path(step))

@@ -29,7 +29,7 @@ from grokscope.training.batched import BatchedUpdate
 from grokscope.training.checkpoint import save_checkpoint
 from grokscope.training.common import Sampler, resolve_device
 from grokscope.training.engine import Member, RunResult, run_engine, show_progress
-from grokscope.training.losses import _dtype, per_example_correct, per_example_loss
+from grokscope.training.losses import per_example_correct, per_example_loss, torch_dtype
 from grokscope.training.monitor import Monitor
 from grokscope.training.optim import UpdateRule, lr_at
 
@@ -139,7 +139,8 @@ class Ensemble:
                                     [r.norm_target for r in self.rules])
         self.splits = {n: _Stacked([t.splits[n] for t in self.tasks], self.device) for n in names}
         self.train = self.splits["train"]
-        self.samplers = [Sampler(len(t.train), c.train.batch_size, c.seed) for t, c in zip(self.tasks, configs)]
+        self.samplers = [Sampler(len(t.train), c.train.batch_size, c.seed)
+                         for t, c in zip(self.tasks, configs)]
         self.step = 0
         self.lrs = [lr_at(c.optim, 0, c.train.steps) for c in configs]
         self._measures = [type(t).measures is not Task.measures for t in self.tasks]
@@ -164,7 +165,7 @@ class Ensemble:
             mask = None if tr.mask is None else tr.mask[k, pos]
             sizes = torch.tensor([len(i) for i in idx], device=self.device)
         valid = torch.arange(inputs.shape[1], device=self.device) < sizes[:, None]  # (K, b)
-        dtype = _dtype(self.cfgs[0].train.loss_dtype)
+        dtype = torch_dtype(self.cfgs[0].train.loss_dtype)
         return inputs, targets, mask, valid.to(dtype) / sizes[:, None].to(dtype)
 
     # ---------------------------------------------------------------------------- Stepper
@@ -204,13 +205,14 @@ class Ensemble:
                 b = min(a + chunk, self.K)
                 z = self._forward({k: v[a:b] for k, v in self.params.items()}, s.inputs[a:b])  # (k, n, ...)
                 mask = None if s.mask is None else s.mask[a:b]
-                loss = per_example_loss(z, s.targets[a:b], tr.loss, tr.loss_dtype, task.output, mask)  # (k, n)
+                # (k, n) per-example losses and hits
+                loss = per_example_loss(z, s.targets[a:b], tr.loss, tr.loss_dtype, task.output, mask)
                 hit = per_example_correct(z, s.targets[a:b], task.output, mask, task.tolerance).double()
                 v = s.valid[a:b].double()
                 n = v.sum(1).clamp(min=1)
                 mean_loss, acc = ((loss.double() * v).sum(1) / n).tolist(), ((hit * v).sum(1) / n).tolist()
                 if name == "train" and task.output != "regression":
-                    top = torch.log_softmax(z.to(_dtype(tr.loss_dtype)), -1).amax(-1)  # (k, n[, T])
+                    top = torch.log_softmax(z.to(torch_dtype(tr.loss_dtype)), -1).amax(-1)  # (k, n[, T])
                     col = (top == 0).double().flatten(2).mean(2) if top.ndim > 2 else (top == 0).double()
                     collapse[a:b] = ((col * v).sum(1) / n).tolist()
                 for j, i in enumerate(range(a, b)):
@@ -280,5 +282,6 @@ def train_ensemble(configs: list[RunConfig], outs: list[Path],
         writer.begin({**run_info(task, module, device, None), "ensemble": {"members": ens.K, "index": i}})
         members.append(Member(writer, Monitor(c.train, split=task.generalization_split),
                               label=f"{c.name or i}: "))
-    return run_engine(ens, members, tr, show=show_progress(c0, progress), desc=f"{c0.name or 'ensemble'} x{ens.K}",
+    return run_engine(ens, members, tr, show=show_progress(c0, progress),
+                      desc=f"{c0.name or 'ensemble'} x{ens.K}",
                       check_finite=device.type == "cpu")

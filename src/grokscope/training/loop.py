@@ -21,7 +21,14 @@ from grokscope.tasks import Task, task_from_config
 from grokscope.tracking.rundir import RunDir
 from grokscope.tracking.writer import RunWriter, check_out
 from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
-from grokscope.training.common import Sampler, default_out, evaluate, evaluate_stats, resolve_device, weight_norm
+from grokscope.training.common import (
+    Sampler,
+    default_out,
+    evaluate,
+    evaluate_stats,
+    resolve_device,
+    weight_norm,
+)
 from grokscope.training.engine import Member, RunResult, run_engine, show_progress
 from grokscope.training.losses import task_loss
 from grokscope.training.monitor import Monitor
@@ -87,14 +94,16 @@ def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, re
         monitor.update(r)
     writer.begin(run_info(stepper.task, stepper.model, stepper.device, stepper.lineage), resumed_from)
     member = Member(writer, monitor, records=records, elapsed0=elapsed0)
-    return run_engine(stepper, [member], cfg.train, show=show_progress(cfg, progress), desc=cfg.name or "train",
+    return run_engine(stepper, [member], cfg.train, show=show_progress(cfg, progress),
+                      desc=cfg.name or "train",
                       check_finite=stepper.device.type == "cpu")[0]
 
 
 def run_info(task: Task, model: torch.nn.Module, device: torch.device, lineage: dict | None) -> dict:
     """The summary.json fields known before training: task, splits, parameters, device, lineage."""
     return {"task": task.meta, "splits": list(task.splits), "generalization_split": task.generalization_split,
-            "measures": list(task.measure_names), "n_parameters": sum(p.numel() for p in model.parameters()), "device": str(device),
+            "measures": list(task.measure_names), "n_parameters": sum(p.numel() for p in model.parameters()),
+            "device": str(device),
             "lineage": lineage}
 
 
@@ -108,7 +117,8 @@ def check_task_fits(cfg: RunConfig, task: Task) -> None:
     """ConfigError when the loss or a training switch cannot apply to this task."""
     tr = cfg.train
     if task.output == "regression" and tr.loss != "mse":
-        raise ConfigError(f"train.loss: task kind {task.kind!r} has regression targets; use 'mse', got {tr.loss!r}")
+        raise ConfigError(f"train.loss: task kind {task.kind!r} has regression targets; use 'mse', "
+                          f"got {tr.loss!r}")
     if task.output == "tokens" and tr.loss == "mse":
         raise ConfigError(f"train.loss: task kind {task.kind!r} has token outputs; use 'ce' or 'stablemax'")
     if tr.curriculum != "none" and not hasattr(task, "train_idx"):
@@ -188,7 +198,8 @@ class SingleStepper:
         r: dict = {}
         collapse = 0.0
         for name, s in self.splits.items():
-            stats = evaluate_stats(self.model, s.inputs, s.targets, tr.loss, tr.loss_dtype, output=task.output,
+            stats = evaluate_stats(self.model, s.inputs, s.targets, tr.loss, tr.loss_dtype,
+                                   output=task.output,
                                    mask=s.mask, tolerance=task.tolerance)
             r[f"{name}_loss"], r[f"{name}_acc"] = stats["loss"], stats["acc"]
             if name == "train":

@@ -25,7 +25,7 @@ _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torc
 LOSS_KINDS = ("ce", "mse", "stablemax")
 
 
-def _dtype(dtype: str | torch.dtype) -> torch.dtype:
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
@@ -54,7 +54,7 @@ def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
     logits (batch, classes), labels (batch,) long. Evaluated as log(sum_j s(z_j)) - log s(z_label),
     which never forms a probability that could underflow.
     """
-    s = _s(logits.to(_dtype(dtype)))  # (batch, classes)
+    s = _s(logits.to(torch_dtype(dtype)))  # (batch, classes)
     s_label = s.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # (batch,)
     return (s.sum(dim=-1).log() - s_label.log()).mean()
 
@@ -71,7 +71,7 @@ def softmax_collapse_fraction(logits: torch.Tensor, dtype: str | torch.dtype = "
     collapses for gap >= ~20.66, float64 for gap >= ~40.
     Returns 0.0 for an empty batch.
     """
-    z = logits.detach().to(_dtype(dtype))
+    z = logits.detach().to(torch_dtype(dtype))
     if z.numel() == 0:
         return 0.0
     top = torch.log_softmax(z, dim=-1).amax(dim=-1)  # (...,)  = -log sum_j exp(z_j - max z)
@@ -86,7 +86,7 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce",
     logits). 'mse': mean squared error against one-hot targets, averaged over batch and classes.
     'stablemax': :func:`stablemax_cross_entropy` in `dtype`.
     """
-    z = logits.to(_dtype(dtype))
+    z = logits.to(torch_dtype(dtype))
     if kind == "ce":
         return F.cross_entropy(z, labels)
     if kind == "mse":
@@ -109,7 +109,7 @@ def per_example_loss(out: torch.Tensor, targets: torch.Tensor, kind: str = "ce",
     targets (..., D), squared error averaged over D. tokens: out (..., T, C), targets (..., T), mask
     (..., T) bool: the loss averaged over the masked positions of each example.
     """
-    z = out.to(_dtype(dtype))
+    z = out.to(torch_dtype(dtype))
     if output == "regression":
         return (z - targets.to(z.dtype)).pow(2).mean(-1)
     if output == "tokens":
