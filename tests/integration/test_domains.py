@@ -102,3 +102,32 @@ def test_unknown_generalization_split_is_a_one_line_error(tmp_path):
                                           r"'test', 'test_shifted', got 'test_ood'$"):
         train(cfg, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+class _ConfidenceTask(Task):
+    """The image task plus its own eval measure: mean max-softmax probability on the test split."""
+
+    def measures(self, model, device):
+        with torch.no_grad():
+            probs = model(self.splits["test"].inputs.to(device)).softmax(-1)
+        return {"test_confidence": float(probs.max(-1).values.mean())}
+
+
+def _confident_images(cfg) -> Task:
+    t = _images(cfg)
+    return _ConfidenceTask(kind="confident_square", splits=t.splits, input_kind="image", input_shape=(1, 8, 8),
+                           n_classes=2, meta={"kind": "confident_square"}, measure_names=("test_confidence",))
+
+
+register_task("confident_square", _confident_images, replace=True)
+
+
+def test_task_measures_are_logged_and_drawn(tmp_path):
+    cfg = _config("confident_square", ModelConfig(arch="mlp", n_layers=1, d_mlp=32), 60)
+    cfg = replace(cfg, log=replace(cfg.log, report=True))
+    result = train(cfg, tmp_path / "m")
+    assert result.summary["measures"] == ["test_confidence"]
+    values = [r["test_confidence"] for r in result.metrics]
+    assert all(0.5 <= v <= 1 for v in values) and values[-1] > values[0]
+    html = (result.path / "report.html").read_text()
+    assert 'id="fig-measures"' in html and (result.path / "figures" / "measures.png").is_file()

@@ -151,3 +151,31 @@ def test_plugin_model_trains_on_the_plugin_task(tmp_path):
     assert result.summary["status"] == "completed" and result.metrics[-1]["train_acc"] > 0.5
     with pytest.raises(ConfigError, match=r"^model\.arch: must be one of .*'bilinear', got 'bilinea'$"):
         train(replace(cfg, model=replace(cfg.model, arch="bilinea")), tmp_path / "x")
+
+
+def test_plugin_options_sweep_axis_expands_typed(tmp_path):
+    from grokscope.sweep.spec import SweepSpec, parse_axis
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(save_json(_config()))
+    spec = SweepSpec(config=str(cfg_file), axes=(parse_axis("task.options.p", "11,17"),))
+    runs = spec.expand()
+    assert [r.config.task.options for r in runs] == [{"p": 11}, {"p": 17}]
+    bad = SweepSpec(config=str(cfg_file), axes=(parse_axis("task.options.p", "1,17"),))
+    with pytest.raises(ConfigError, match=r"^task\.options\.p: must be >= 2, got 1"):
+        bad.expand()
+
+
+def test_plugin_task_trains_as_a_vectorized_ensemble_like_single_runs(tmp_path, reference):
+    from grokscope.training.ensemble import train_ensemble
+
+    short = replace(_config(), train=replace(_config().train, steps=120))
+    cfgs = [short, replace(short, seed=1)]
+    results = train_ensemble(cfgs, [tmp_path / "m0", tmp_path / "m1"])
+    for cfg, res in zip(cfgs, results):
+        single = train(cfg, tmp_path / f"single{cfg.seed}")
+        assert [r["step"] for r in res.metrics] == [r["step"] for r in single.metrics]
+        for a, b in zip(res.metrics, single.metrics):
+            for key in ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm"):
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (key, a["step"])
+        assert res.summary["ensemble"] == {"members": 2, "index": cfg.seed}

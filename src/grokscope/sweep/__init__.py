@@ -1,7 +1,8 @@
 """Sweeps: a spec over config fields and seeds, executors (local, Ray, SLURM), phase diagrams.
 
 Modules: `spec` (SweepSpec -> RunConfigs), `runner` (run a sweep into a directory, results.csv),
-`executors` (one concurrent.futures-style interface), `phases` (phase diagrams, sweep report),
-`ensemble` (vectorized training of many small models), `cli` (`grokscope sweep`).
+`executors` (one concurrent.futures-style interface), `phases` (phase diagrams, sweep report).
+Vectorized training of many small models is `grokscope.training.ensemble`; the command line is
+`grokscope.cli.sweep`.
 Nothing heavy is imported here.
 """

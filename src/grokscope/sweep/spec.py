@@ -51,7 +51,7 @@ class Axis:
     @property
     def typed(self) -> list[Any]:
         """The values converted to the field's type (floats, ints, None, strings, ...)."""
-        tp = leaf_types()[self.field]
+        tp = _field_type(self.field)
         return [parse_value(self.field, tp, v) for v in self.values]
 
 
@@ -116,7 +116,7 @@ class SweepSpec:
                 if name in seen:  # only possible after long names were shortened
                     raise ConfigError(f"axes: two runs would both be named {name!r}")
                 seen.add(name)
-                values = {a.field: _value(a.field, t) for a, t in zip(self.axes, combo)}
+                values = {a.field: _value(a.field, t, cell) for a, t in zip(self.axes, combo)}
                 runs.append(SweepRun(name, cfg, values, seed))
         return runs
 
@@ -282,6 +282,8 @@ def _labels(fields: list[str]) -> dict[str, str]:
 def _field_type(field: str) -> Any:
     if field in _RESERVED:
         raise ConfigError(f"{field}: cannot be swept as an axis; {_RESERVED[field]}")
+    if field.startswith("task.options.") and len(field) > len("task.options."):
+        return str  # typed by the task kind's options when the runs are expanded
     types = leaf_types()
     if field not in types:
         apply_overrides(RunConfig(), {field: ""})  # raises "FIELD: unknown field (did you mean ...)"
@@ -351,8 +353,11 @@ def value_text(v: Any) -> str:
     return str(v)
 
 
-def _value(field: str, text: str) -> Any:
-    return parse_value(field, leaf_types()[field], text)
+def _value(field: str, text: str, cell: RunConfig | None = None) -> Any:
+    """The typed value of an axis field (a plug-in task option: as the expanded run holds it)."""
+    if field.startswith("task.options.") and cell is not None:
+        return cell.task.options[field[len("task.options."):]]
+    return parse_value(field, _field_type(field), text)
 
 
 def _jsonable(v: Any) -> Any:
