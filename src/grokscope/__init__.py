@@ -5,8 +5,6 @@ The public API is listed in `__all__`; importing grokscope does not import matpl
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from grokscope.config import (
     LogConfig,
     ModelConfig,
@@ -20,6 +18,7 @@ from grokscope.presets import get_preset, list_presets
 from grokscope.tasks.task import Split, Task, register_task
 from grokscope.tracking.rundir import RunDir
 from grokscope.training.loop import RunResult, resume, train
+from grokscope.version import __version__
 
 __all__ = [
     "ConfigError",

@@ -115,8 +115,9 @@ class _ConfidenceTask(Task):
 
 def _confident_images(cfg) -> Task:
     t = _images(cfg)
-    return _ConfidenceTask(kind="confident_square", splits=t.splits, input_kind="image", input_shape=(1, 8, 8),
-                           n_classes=2, meta={"kind": "confident_square"}, measure_names=("test_confidence",))
+    return _ConfidenceTask(kind="confident_square", splits=t.splits, input_kind="image",
+                           input_shape=(1, 8, 8), n_classes=2, meta={"kind": "confident_square"},
+                           measure_names=("test_confidence",))
 
 
 register_task("confident_square", _confident_images, replace=True)

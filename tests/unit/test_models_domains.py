@@ -228,8 +228,8 @@ def test_table_models_are_the_tables_models():
 
 @pytest.mark.parametrize(("arch", "make", "words"), [
     ("cnn", token_task, ["'cnn'", "image inputs", "tokens inputs", "transformer, mlp, lstm or gru"]),
-    ("cnn", vector_task, ["'cnn'", "image inputs", "vector inputs", "(use mlp)"]),
-    ("transformer", vector_task, ["'transformer'", "needs tokens inputs", "vector inputs", "(use mlp)"]),
+    ("cnn", vector_task, ["'cnn'", "image inputs", "vector inputs", "(use mlp"]),
+    ("transformer", vector_task, ["'transformer'", "needs tokens inputs", "vector inputs", "(use mlp"]),
     ("lstm", image_task, ["'lstm'", "tokens inputs", "image inputs", "(use mlp or cnn)"]),
     ("gru", image_task, ["'gru'", "image inputs"]),
     ("mlp", lambda: token_task(output="tokens"), ["'mlp'", "tokens outputs", "transformer, lstm or gru"]),

@@ -78,7 +78,7 @@ def _env():
 
 def render(template: str, **context) -> str:
     """The page `template` (a file under report/templates/) rendered with `context`."""
-    from grokscope import __version__
+    from grokscope.version import __version__
 
     return _env().get_template(template).render(version=__version__, **context)
 

@@ -294,7 +294,7 @@ def _log_record(log, rec: dict, i: int, n: int) -> None:
 
 
 def sweep_json(spec: SweepSpec, runs: list[SweepRun]) -> dict:
-    from grokscope import __version__
+    from grokscope.version import __version__
 
     return {"format_version": SWEEP_FORMAT, "grokscope_version": __version__, **spec.to_dict(),
             "base_config": to_dict(spec.base_config()),

@@ -35,7 +35,7 @@ def versions() -> dict:
     import numpy as np
     import torch
 
-    from grokscope import __version__
+    from grokscope.version import __version__
 
     return {"grokscope": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
