@@ -179,3 +179,12 @@ def test_plugin_task_trains_as_a_vectorized_ensemble_like_single_runs(tmp_path, 
             for key in ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm"):
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (key, a["step"])
         assert res.summary["ensemble"] == {"members": 2, "index": cfg.seed}
+
+
+def test_analyze_on_a_plugin_run_is_a_one_line_error(reference, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "grokscope", "analyze", str(reference.path)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "grokscope: error: analyze: the analyses read binary-operation tables (task kinds 'modular', "
+        "'permutation'); this run's task kind is 'vector_sum'")
+    assert not (reference.path / "analysis.json").exists()

@@ -46,6 +46,10 @@ class _Analyzer:
     def __init__(self, rd: RunDir):
         self.rd = rd
         self.cfg = config_mod.from_dict(rd.read_config_dict())
+        kind = self.cfg.task.kind
+        if kind not in ("modular", "permutation"):
+            raise ConfigError(f"analyze: the analyses read binary-operation tables (task kinds 'modular', "
+                              f"'permutation'); this run's task kind is {kind!r}")
         self.task = task_from_config(self.cfg)
         torch.manual_seed(0)
         self.model = build_model(self.cfg.model, self.task)
