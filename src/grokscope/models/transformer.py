@@ -28,13 +28,15 @@ _TABLE_ROWS = 1 << 16
 """The fast path's (token, position) table is used while it has at most max(this, batch * pos) rows."""
 
 
-def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Projected table rows t (1, rows, head, e) at index (batch, pos) -> (batch, pos, head, e).
+def _hooked(hook: HookPoint, t: torch.Tensor) -> torch.Tensor:
+    """Pass t (batch, head, pos, e) through `hook` in TransformerLens' shape (batch, pos, head, e).
 
-    Gathered as (head, rows, e)[:, index] -> (head, batch, pos, e) -> (batch, head, pos, e), then viewed
-    as (batch, pos, head, e): the attention's transpose back gives the memory layout it always had.
+    Without a hook attached the point is the identity and t is returned as it is: the attention's
+    math (and its speed) are those of a model without hook points.
     """
-    return t[0].transpose(0, 1)[:, index].transpose(0, 1).transpose(1, 2)
+    if not (hook._forward_hooks or hook._forward_pre_hooks):
+        return t
+    return hook(t.transpose(1, 2)).transpose(1, 2)
 
 
 class Attention(HookedModule):
@@ -57,13 +59,13 @@ class Attention(HookedModule):
             setattr(self, f"hook_{name}", HookPoint())
 
     def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """x (batch, pos, d_model), W (head, d_model, e), b (head, e) -> (batch, pos, head, e)."""
+        """x (batch, pos, d_model), W (head, d_model, e), b (head, e) -> (batch, head, pos, e)."""
         B, T, D = x.shape
         H, _, E = W.shape
         W2 = W.permute(1, 0, 2).reshape(D, H * E)  # (d_model, head*e)
         # (batch, pos, head*e) or, with the bias fused, (batch*pos, head*e)
         out = x @ W2 if b is None else torch.addmm(b.reshape(-1), x.reshape(B * T, D), W2)
-        return out.reshape(B, T, H, E)  # (batch, pos, head, e)
+        return out.reshape(B, T, H, E).transpose(1, 2)  # (batch, head, pos, e)
 
     def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, causal: bool,
                 q_index: torch.Tensor | None = None, kv_index: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,17 +73,20 @@ class Attention(HookedModule):
 
         With q_index (batch, q_pos) and kv_index (batch, pos), x_q and x_kv are instead tables
         (1, rows, d_model) of the distinct inputs; q, k, v are projected once per row and gathered.
+        The hooks hook_q/k/v/z see TransformerLens' (batch, pos, head, d_head); the math runs on
+        (batch, head, pos, d_head).
         """
-        q = self._project(x_q, self.W_Q, self.b_Q)  # (batch, q_pos, head, d_head)
+        q = self._project(x_q, self.W_Q, self.b_Q)  # (batch, head, q_pos, d_head)
         k, v = self._project(x_kv, torch.cat([self.W_K, self.W_V], dim=-1),  # one matmul for K and V
                              None if self.b_K is None else torch.cat([self.b_K, self.b_V], dim=-1)
-                             ).split(self.d_head, dim=-1)  # each (batch, pos, head, d_head)
-        if q_index is not None:  # (1, rows, head, d_head) -> (batch, pos, head, d_head)
-            q, k, v = _gather(q, q_index), _gather(k, kv_index), _gather(v, kv_index)
-        # hooks see TransformerLens' (batch, pos, head, d_head); the math runs on (batch, head, pos, d_head)
-        q = self.hook_q(q).transpose(1, 2)  # (batch, head, q_pos, d_head)
-        k = self.hook_k(k).transpose(1, 2)  # (batch, head, pos, d_head)
-        v = self.hook_v(v).transpose(1, 2)  # (batch, head, pos, d_head)
+                             ).split(self.d_head, dim=-1)  # each (batch, head, pos, d_head)
+        if q_index is not None:
+            # (1, head, rows, d_head)[0][:, index] -> (head, batch, pos, d_head) -> (batch, head, pos, d_head)
+            q, k, v = (q[0][:, q_index].transpose(0, 1), k[0][:, kv_index].transpose(0, 1),
+                       v[0][:, kv_index].transpose(0, 1))
+        q = _hooked(self.hook_q, q)  # (batch, head, q_pos, d_head)
+        k = _hooked(self.hook_k, k)  # (batch, head, pos, d_head)
+        v = _hooked(self.hook_v, v)  # (batch, head, pos, d_head)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)  # (batch, head, q_pos, pos)
         if causal and q.shape[2] > 1:
             T = k.shape[2]
@@ -89,10 +94,9 @@ class Attention(HookedModule):
             scores = scores.masked_fill(mask, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))  # (batch, head, q_pos, pos)
-        # (batch, head, q_pos, d_head) -> (batch, q_pos, head, d_head)
-        z = self.hook_z((pattern @ v).transpose(1, 2))
-        B, Tq, H, Dh = z.shape
-        z = z.reshape(B * Tq, H * Dh)  # (batch*q_pos, head*d_head)
+        z = _hooked(self.hook_z, pattern @ v)  # (batch, head, q_pos, d_head)
+        B, H, Tq, Dh = z.shape
+        z = z.transpose(1, 2).reshape(B * Tq, H * Dh)  # (batch*q_pos, head*d_head)
         W_O = self.W_O.reshape(H * Dh, -1)  # (head*d_head, d_model)
         out = z @ W_O if self.b_O is None else torch.addmm(self.b_O, z, W_O)  # (batch*q_pos, d_model)
         return out.reshape(B, Tq, -1)  # (batch, q_pos, d_model)
