@@ -33,6 +33,7 @@ __all__ = [
     "TaskConfig",
     "TrainConfig",
     "__version__",
+    "analyze",
     "get_preset",
     "list_presets",
     "load_run",
@@ -40,6 +41,14 @@ __all__ = [
     "resume",
     "train",
 ]
+
+
+def analyze(run_dir, **kwargs) -> dict:
+    """The analyses over every checkpoint of a run (grokscope.analysis.run.analyze): key
+    frequencies, progress measures, the algorithm card, figures; returns analysis.json's dict."""
+    from grokscope.analysis.run import analyze as _analyze
+
+    return _analyze(run_dir, **kwargs)
 
 
 def load_run(path) -> dict:

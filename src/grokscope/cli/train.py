@@ -49,11 +49,14 @@ def print_result(result) -> int:
     print(f"phase:   {s.get('phase')}" + (" (still on plateau)" if s.get("still_on_plateau") else ""))
     if s.get("stop_reason"):
         print(f"stopped: {s['stop_reason']}")
-    fig = result.path / "figures" / "curves.png"
+    from grokscope.tracking.rundir import RunDir
+
+    rd = RunDir(result.path)
+    fig = rd.figures / "curves.png"
     if fig.exists():
         print(f"figure:  {fig}")
-    if (result.path / "report.html").exists():
-        print(f"report:  {result.path / 'report.html'}")
+    if rd.report.exists():
+        print(f"report:  {rd.report}")
     return {"completed": 0, "interrupted": 130}.get(s["status"], 1)
 
 
