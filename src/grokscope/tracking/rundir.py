@@ -75,6 +75,18 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def _latest_step(path: Path) -> int | None:
+    """The step of a rolling checkpoint: from its sidecar, else from the file; None if unreadable."""
+    try:
+        return int(json.loads(RunDir.checksum_path(path).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+    except Exception:
+        return None
+
+
 class RunDir:
     """Paths of one run directory and its append-only metrics log: every file name of a run is
     defined here (docs/run-format.md)."""
@@ -91,6 +103,9 @@ class RunDir:
     TENSORBOARD = "tensorboard"
     WANDB = "wandb"
     LATEST = "latest.pt"
+    LOCK = ".lock"
+    CHECKSUM = ".sha256"
+    """Suffix of a checkpoint's sidecar: {"sha256", "bytes", "step"} of the file beside it."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -111,6 +126,11 @@ class RunDir:
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:08d}.pt"
 
+    @staticmethod
+    def checksum_path(checkpoint: Path) -> Path:
+        """The sidecar holding a checkpoint's checksum and step: step_00000010.pt.sha256."""
+        return checkpoint.with_name(checkpoint.name + RunDir.CHECKSUM)
+
     def list_checkpoints(self, include_latest: bool = False) -> list[tuple[int, Path]]:
         """(step, path) for every step_*.pt checkpoint by step; with include_latest also the rolling
         checkpoints/latest.pt (its step is read from the file)."""
@@ -124,7 +144,9 @@ class RunDir:
                 continue
         latest = self.latest
         if include_latest and latest.is_file():
-            out.append((int(torch.load(latest, map_location="cpu", weights_only=True)["step"]), latest))
+            step = _latest_step(latest)
+            if step is not None:  # an unreadable latest.pt is left out (resume falls back)
+                out.append((step, latest))
         return sorted(out)
 
     def append_metrics(self, record: dict) -> None:

@@ -24,7 +24,7 @@ def check_out(out: str | os.PathLike) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"out: {str(path)!r} is a file; give a directory path for the run")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(p.name != RunDir.LOCK for p in path.iterdir()):
         raise ConfigError(f"out: {str(path)!r} already exists and is not empty; choose a new directory")
     return path
 
@@ -80,6 +80,7 @@ class RunWriter:
         for ckpt_step, path in rd.list_checkpoints():
             if ckpt_step > step:
                 path.unlink()
+                RunDir.checksum_path(path).unlink(missing_ok=True)
         return records
 
     def begin(self, info: dict, resumed_from: int | None = None) -> None:
@@ -108,6 +109,7 @@ class RunWriter:
         rd, cfg = self.rd, self.cfg
         if status == "diverged":  # a timed latest.pt may hold the diverging weights
             rd.latest.unlink(missing_ok=True)
+            RunDir.checksum_path(rd.latest).unlink(missing_ok=True)
         split = self.base.get("generalization_split", "test")
         analysis = detect.analyze(records, split=split)
         last = records[-1] if records else {}

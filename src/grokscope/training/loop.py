@@ -9,6 +9,7 @@ states, and resuming first drops the metric lines written after the checkpoint i
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from grokscope.config import RunConfig, from_dict, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model, set_dropout
 from grokscope.tasks import Task, task_from_config
+from grokscope.tracking.lock import RunLock
 from grokscope.tracking.rundir import RunDir
 from grokscope.tracking.writer import RunWriter, check_out
-from grokscope.training.checkpoint import load_checkpoint, save_checkpoint
+from grokscope.training.checkpoint import newest_good, save_checkpoint
 from grokscope.training.common import (
     Sampler,
     default_out,
@@ -49,8 +51,10 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *,
     device = resolve_device(cfg.train.device)
     path = check_out(out) if out is not None else default_out(cfg)
     stepper = SingleStepper(cfg, device)
-    writer = RunWriter.create(cfg, path)
-    return _go(stepper, writer, progress, resumed_from=None, records=[], elapsed0=0.0)
+    with RunLock(path, "out"):  # one writer per run directory
+        check_out(path)  # still empty now that it is ours
+        writer = RunWriter.create(cfg, path)
+        return _go(stepper, writer, progress, resumed_from=None, records=[], elapsed0=0.0)
 
 
 def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
@@ -59,8 +63,7 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
     rd = RunDir(run_dir)
     if not rd.config.is_file():
         raise ConfigError(f"run: {str(run_dir)!r} is not a run directory (no config.json)")
-    ckpts = rd.list_checkpoints(include_latest=True)
-    if not ckpts:
+    if not rd.list_checkpoints(include_latest=True):
         raise ConfigError(f"run: {str(run_dir)!r} has no checkpoint to resume from")
     cfg = from_dict(rd.read_config_dict())
     previous = rd.read_summary() if rd.summary.is_file() else {}
@@ -72,19 +75,22 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
         cfg = replace(cfg, train=replace(cfg.train, steps=steps))
     cfg = validate(cfg)
     _check_sinks(cfg)
-    step, path = ckpts[-1]
-    if step >= cfg.train.steps:
-        raise ConfigError(f"steps: the run already has {step} of {cfg.train.steps} steps; "
-                          f"pass --steps N with N > {step} to continue it")
     device = resolve_device(cfg.train.device)
-    stepper = SingleStepper(cfg, device, init_from=False)
-    state = load_checkpoint(path, map_location=device)
-    stepper.restore(state)
-    stepper.lineage = previous.get("lineage")
-    writer = RunWriter.reopen(cfg, rd)
-    records = writer.truncate(stepper.step)
-    return _go(stepper, writer, progress, resumed_from=step, records=records,
-               elapsed0=state["extra"].get("elapsed", 0.0))
+    with RunLock(rd.path, "run"):  # one writer per run directory
+        step, path, state, skipped = newest_good(rd, map_location=device)
+        if step >= cfg.train.steps:
+            raise ConfigError(f"steps: the run already has {step} of {cfg.train.steps} steps; "
+                              f"pass --steps N with N > {step} to continue it")
+        for line in skipped:  # corrupt newer checkpoints: named, skipped
+            print(f"grokscope: skipped {line.removeprefix('checkpoint: ')}; resuming from step {step}",
+                  file=sys.stderr)
+        stepper = SingleStepper(cfg, device, init_from=False)
+        stepper.restore(state)
+        stepper.lineage = previous.get("lineage")
+        writer = RunWriter.reopen(cfg, rd)
+        records = writer.truncate(stepper.step)
+        return _go(stepper, writer, progress, resumed_from=step, records=records,
+                   elapsed0=state["extra"].get("elapsed", 0.0))
 
 
 def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, records, elapsed0) -> RunResult:
@@ -250,11 +256,13 @@ class SingleStepper:
 def _init_from(model: torch.nn.Module, source: str) -> dict:
     """Load the newest checkpoint of run `source` into `model`; returns the lineage record."""
     src = RunDir(source)
-    ckpts = src.list_checkpoints(include_latest=True) if src.config.is_file() else []
-    if not ckpts:
+    if not (src.config.is_file() and src.list_checkpoints(include_latest=True)):
         raise ConfigError(f"train.init_from: {source!r} is not a run directory with checkpoints")
-    step, path = ckpts[-1]
-    weights = load_checkpoint(path)["model"]
+    step, path, state, skipped = newest_good(src, what="train.init_from")
+    for line in skipped:
+        print(f"grokscope: skipped {line.removeprefix('checkpoint: ')}; starting from step {step}",
+              file=sys.stderr)
+    weights = state["model"]
     own = model.state_dict()
     for name, tensor in own.items():
         if name not in weights:
