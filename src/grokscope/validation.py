@@ -13,6 +13,9 @@ from typing import Any
 from grokscope.errors import ConfigError
 from grokscope.values import describe, matches
 
+MAX_SEED = 2**63 - 1
+"""Seeds (and split seeds) are used with small offsets by torch generators, which take < 2**64."""
+
 
 def _check(ok: bool, name: str, msg: str, value: Any) -> None:
     if not ok:
@@ -24,8 +27,8 @@ def validate(cfg):
     from grokscope.tasks import validate_task_config
 
     _check_types(cfg, "")
-    _check(cfg.task.split_seed is None or cfg.task.split_seed >= 0, "task.split_seed",
-           "must be an integer >= 0 or None", cfg.task.split_seed)
+    _check(cfg.task.split_seed is None or 0 <= cfg.task.split_seed <= MAX_SEED, "task.split_seed",
+           f"must be an integer in 0..{MAX_SEED} (2**63 - 1) or None", cfg.task.split_seed)
     validate_task_config(cfg)
     m = cfg.model
     from grokscope.models import check_arch
@@ -83,7 +86,7 @@ def validate(cfg):
     _check(tr.resume_every_seconds >= 0, "train.resume_every_seconds", "must be >= 0 (0 disables)",
            tr.resume_every_seconds)
     _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
-    _check(cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
+    _check(0 <= cfg.seed <= MAX_SEED, "seed", f"must be an integer in 0..{MAX_SEED} (2**63 - 1)", cfg.seed)
     return cfg
 
 

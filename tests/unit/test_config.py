@@ -72,7 +72,9 @@ def test_bad_overrides(key, value, match):
     ("train.batch_size", "0", "train.batch_size: must be >= 1"),
     ("train.steps", "0", "train.steps: must be an integer in"),
     ("task.train_fraction", "0", r"task.train_fraction: must be in \(0, 1\)"),
-    ("seed", "-3", "seed: must be an integer >= 0"),
+    ("seed", "-3", r"seed: must be an integer in 0\.\.9223372036854775807 \(2\*\*63 - 1\), got -3"),
+    ("seed", str(2**70), r"seed: must be an integer in 0\.\.9223372036854775807"),
+    ("task.split_seed", str(2**64), r"task\.split_seed: must be an integer in 0\.\.9223372036854775807"),
 ])
 def test_validation_names_the_field(key, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -237,9 +238,36 @@ def parse(argv: list[str]) -> Parsed:
                                     return_unknown_args=True, use_underscores=True, registry=REGISTRY,
                                     description=DESCRIPTION)
     name = next(n for n, cls in schema.COMMANDS.items() if type(command) is cls)
+    for key in given_twice(argv[1:]):  # documented: the last one wins, and the user is told
+        print(f"grokscope: warning: --{key} is given more than once; the last value is used", file=sys.stderr)
     if name in schema.RUN_COMMANDS:
         return Parsed(name, command, base, run_overrides(command.fields, unknown, name, argv))
     return Parsed(name, command, extra=tuple(unknown))
+
+
+REPEATABLE = {"axis", "slurm"}
+"""Options meant to be given several times."""
+
+
+def given_twice(tokens: list[str]) -> list[str]:
+    """Options (and run-config fields) that appear more than once among `tokens`, in order; a
+    boolean's --section.no-flag counts as the same field. A lookup over the tokens for the warning,
+    not a parser: tyro has parsed them."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for token in tokens:
+        if not token.startswith("--") or token == "--":
+            continue
+        key = token[2:].partition("=")[0].replace("-", "_")
+        head, dot, leaf = key.rpartition(".")
+        if leaf.startswith("no_"):
+            key = f"{head}{dot}{leaf[3:]}"
+        if key in REPEATABLE or key == "help":
+            continue
+        if key in seen and key not in twice:
+            twice.append(key)
+        seen.add(key)
+    return twice
 
 
 DESCRIPTION = """Reproduce, watch and explain grokking. `grokscope COMMAND --help` lists a command's

@@ -44,8 +44,10 @@ def print_result(result) -> int:
     if split != "test":
         line += f", {split} acc {_acc(final.get(f'{split}_acc'))}"
     print(line)
-    print(f"events:  memorized at step {ev.get('memorized_step')}, generalized at step "
-          f"{ev.get('generalized_step')}" + ("" if split == "test" else f" ({split})"))
+    mem, gen = ev.get("memorized_step"), ev.get("generalized_step")
+    print("events:  " + (f"memorized at step {mem:,}" if mem is not None else "not memorized")
+          + (f", generalized at step {gen:,}" if gen is not None else ", not generalized")
+          + ("" if split == "test" else f" ({split})"))
     print(f"phase:   {s.get('phase')}" + (" (still on plateau)" if s.get("still_on_plateau") else ""))
     if s.get("stop_reason"):
         print(f"stopped: {s['stop_reason']}")
@@ -57,7 +59,10 @@ def print_result(result) -> int:
         print(f"figure:  {fig}")
     if rd.report.exists():
         print(f"report:  {rd.report}")
-    return {"completed": 0, "interrupted": 130}.get(s["status"], 1)
+    if s["status"] == "interrupted":
+        print(f"resume:  grokscope resume {result.path}")
+        return 143 if "SIGTERM" in (s.get("stop_reason") or "") else 130  # 128 + the signal's number
+    return 0 if s["status"] == "completed" else 1
 
 
 def _acc(v) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -44,8 +45,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def strict(obj: Any) -> Any:
+    """obj with every non-finite float (NaN, inf) replaced by None: strict JSON, which every parser
+    reads (json.dumps would write bare NaN/Infinity). Readers accept both."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs) -> str:
+    """json.dumps of strict(obj), refusing anything non-finite left."""
+    return json.dumps(strict(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
@@ -59,6 +77,19 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; ConfigError naming the file and the line when it does not parse."""
+    from grokscope.errors import ConfigError
+
+    path = Path(path)
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"file: {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: "
+                          f"{e.msg})") from None
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -152,14 +183,14 @@ class RunDir:
     def append_metrics(self, record: dict) -> None:
         """One JSON object per line; flushed at once so a crash loses at most the last line."""
         with open(self.metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict]:
         """All complete lines of metrics.jsonl (a torn last line is ignored)."""
         return read_jsonl(self.metrics)
 
     def read_summary(self) -> dict:
-        return json.loads(self.summary.read_text())
+        return read_json(self.summary)
 
     def read_config_dict(self) -> dict:
-        return json.loads(self.config.read_text())
+        return read_json(self.config)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grokscope.errors import ConfigError
-from grokscope.tracking.rundir import RunDir
+from grokscope.tracking.rundir import RunDir, dumps
 
 # Metric key -> tag shared by TensorBoard and W&B; unknown keys go under "metrics/<key>".
 _TAGS = {
@@ -77,7 +77,7 @@ class JsonlTracker:
 
     def event(self, name: str, step: int, message: str) -> None:
         with open(self.events_path, "a") as f:
-            f.write(json.dumps({"step": step, "name": name, "message": message}) + "\n")
+            f.write(dumps({"step": step, "name": name, "message": message}) + "\n")
 
     def finish(self, summary: dict) -> None:
         """Nothing to close: every line is written and closed at once."""

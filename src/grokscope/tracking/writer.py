@@ -7,20 +7,29 @@ its final status -> report.html (or the curves figure).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from grokscope import detect
 from grokscope.config import RunConfig, to_dict
 from grokscope.errors import ConfigError
-from grokscope.tracking.rundir import FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_text, read_jsonl
+from grokscope.tracking.rundir import (
+    FORMAT_VERSION,
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+    dumps,
+    read_jsonl,
+)
 
 FINAL_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
 
 
 def check_out(out: str | os.PathLike) -> Path:
     """A run may only go into a new or empty directory: never clobber results."""
+    if str(out).strip() == "":
+        raise ConfigError("out: must be a directory path, got '' (an empty path would mean the current "
+                          "directory)")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"out: {str(path)!r} is a file; give a directory path for the run")
@@ -42,7 +51,7 @@ def versions() -> dict:
 
 
 def _line(obj: dict) -> str:
-    return json.dumps(obj) + "\n"
+    return dumps(obj) + "\n"
 
 
 class RunWriter:
@@ -55,6 +64,7 @@ class RunWriter:
         self.cfg, self.rd = cfg, rd
         self.tracker = MultiTracker(build_trackers(cfg.log, rd.path))
         self.base: dict = {}
+        self.say = None  # set by the engine when a progress bar is shown: one-line notes for the user
 
     @classmethod
     def create(cls, cfg: RunConfig, out: str | os.PathLike) -> RunWriter:
@@ -126,6 +136,8 @@ class RunWriter:
         if records and cfg.log.report:
             from grokscope.report.html import write_report
 
+            if self.say is not None:
+                self.say(f"writing {rd.report} ...")
             write_report(rd.path)  # draws figures/curves.png and norms.png too
         elif records and cfg.log.figure:
             from grokscope.report.plots import save_curves

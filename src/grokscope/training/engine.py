@@ -106,14 +106,40 @@ def stop_signals():
             signal.signal(s, h)
 
 
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {remaining}{postfix}"
+
+
+def progress_bar(total: int, initial: int, show: bool, desc: str):
+    """A tqdm bar that stays on one line of a 70-column terminal: a short name, the step, the time
+    left and the last evaluation's accuracies (train / generalization split) and training loss."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not show, dynamic_ncols=True, desc=short_name(desc),
+                bar_format=BAR_FORMAT)
+
+
+def short_name(desc: str) -> str:
+    """At most 10 characters of the run's name for the bar."""
+    return desc if len(desc) <= 10 else desc[:9] + "…"
+
+
+def bar_text(record: dict, split: str) -> str:
+    """'acc 1.000/0.234 loss 1.2e-05': train and `split` accuracy, then the training loss."""
+    def num(v, spec):
+        return "-" if v is None or v != v else format(v, spec)
+
+    return (f"acc {num(record.get('train_acc'), '.3f')}/{num(record.get(f'{split}_acc'), '.3f')} "
+            f"loss {num(record.get('train_loss'), '.2g')}")
+
+
 def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show: bool, desc: str,
                check_finite: bool) -> list[RunResult]:
     """Train every member of `stepper` to the budget (or its stop rule); returns their results."""
-    from tqdm import tqdm
-
     evals = StepSchedule(tr.steps, tr.eval_per_decade, tr.eval_every)
     ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
-    bar = tqdm(total=tr.steps, initial=stepper.step, disable=not show, dynamic_ncols=True, desc=desc)
+    bar = progress_bar(tr.steps, stepper.step, show, desc)
+    for m in members:
+        m.writer.say = (lambda message: bar.write(f"[grokscope] {message}")) if show else None
     t0 = time.perf_counter()
     elapsed = lambda i: members[i].elapsed0 + time.perf_counter() - t0
     active = lambda: [i for i, m in enumerate(members) if m.status is None]
@@ -132,9 +158,7 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
         for name, message in m.monitor.update(r):
             announce(i, name, message)
         if len(members) == 1:
-            gen = m.monitor.split
-            bar.set_postfix({"train acc": f"{r['train_acc']:.3f}", f"{gen} acc": f"{r[f'{gen}_acc']:.3f}",
-                             "loss": f"{r['train_loss']:.3g}"}, refresh=False)
+            bar.set_postfix_str(bar_text(r, m.monitor.split), refresh=False)
         return r
 
     def save(i: int, path: Path) -> None:
