@@ -15,6 +15,7 @@ writes a normal run directory, and ``grokscope resume`` continues a member as a 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from grokscope.config import RunConfig, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model
 from grokscope.tasks import Task, task_from_config
+from grokscope.tracking.lock import RunLock
 from grokscope.tracking.writer import RunWriter, check_out
 from grokscope.training.batched import BatchedUpdate
 from grokscope.training.checkpoint import save_checkpoint
@@ -276,12 +278,16 @@ def train_ensemble(configs: list[RunConfig], outs: list[Path],
     ens = Ensemble(configs, device)
     for c, t in zip(configs, ens.tasks):
         check_task_fits(c, t)
-    members = []
-    for i, (c, out, task, module) in enumerate(zip(configs, outs, ens.tasks, ens.modules)):
-        writer = RunWriter.create(c, out)
-        writer.begin({**run_info(task, module, device, None), "ensemble": {"members": ens.K, "index": i}})
-        members.append(Member(writer, Monitor(c.train, split=task.generalization_split),
-                              label=f"{c.name or i}: "))
-    return run_engine(ens, members, tr, show=show_progress(c0, progress),
-                      desc=f"{c0.name or 'ensemble'} x{ens.K}",
-                      check_finite=device.type == "cpu")
+    with contextlib.ExitStack() as locks:
+        for out in outs:  # one writer per run directory: every member's is ours, or nothing starts
+            locks.enter_context(RunLock(out, "out"))
+            check_out(out)
+        members = []
+        for i, (c, out, task, module) in enumerate(zip(configs, outs, ens.tasks, ens.modules)):
+            writer = RunWriter.create(c, out)
+            writer.begin({**run_info(task, module, device, None), "ensemble": {"members": ens.K, "index": i}})
+            members.append(Member(writer, Monitor(c.train, split=task.generalization_split),
+                                  label=f"{c.name or i}: "))
+        return run_engine(ens, members, tr, show=show_progress(c0, progress),
+                          desc=f"{c0.name or 'ensemble'} x{ens.K}",
+                          check_finite=device.type == "cpu")
