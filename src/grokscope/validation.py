@@ -6,6 +6,7 @@ by its task kind (grokscope.tasks).
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -106,9 +107,16 @@ def dropout_milestones(text: str) -> list[tuple[int, float]]:
     return sorted(out)
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """typing.get_type_hints of a config class, resolved once (resolving the string annotations
+    was 0.8 of validate's 0.9 ms; a 10,000-run sweep validates every run)."""
+    return typing.get_type_hints(cls)
+
+
 def _check_types(obj: Any, prefix: str) -> None:
     """Check that every leaf value matches its annotation (catches JSON/Python misuse)."""
-    hints = typing.get_type_hints(type(obj))
+    hints = type_hints(type(obj))
     for f in fields(obj):
         value = getattr(obj, f.name)
         name = f"{prefix}{f.name}"

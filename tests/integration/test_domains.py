@@ -90,7 +90,10 @@ def test_generalization_split_override_moves_detection(tmp_path):
     cfg = replace(cfg, task=replace(cfg.task, generalization_split="test_shifted"))
     result = train(cfg, tmp_path / "gen")
     assert result.summary["generalization_split"] == "test_shifted"
-    assert result.summary["events"] == detect.analyze(result.metrics, split="test_shifted")["events"]
+    n = result.summary["split_sizes"]["test_shifted"]
+    assert n == 100 and detect.eval_size(result.summary, "test_shifted") == n
+    expected = detect.analyze(result.metrics, split="test_shifted", n_eval=n)["events"]
+    assert result.summary["events"] == expected
     assert result.summary["events"] != detect.analyze(result.metrics, split="test")["events"] or \
         result.metrics[-1]["test_acc"] == result.metrics[-1]["test_shifted_acc"]
 

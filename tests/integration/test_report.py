@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -112,9 +113,12 @@ def test_report_html_is_self_contained_and_complete(run):
     assert f"{ev['memorized_step']:,}" in key_text and f"{ev['generalized_step']:,}" in key_text
     assert "tiny — x+y mod 23" in text
     assert re.search(rf"(Grokked|Generalized): train accuracy reached 0.99 at step {ev['memorized_step']:,}, "
-                     rf"test accuracy at step {ev['generalized_step']:,} \(\d+\.\dx later\)", text)
+                     rf"test accuracy reached 0.99 at step {ev['generalized_step']:,} \(\d+\.\dx later", text)
+    n_test = result.summary["task"]["n_test"]  # the headline says how many errors 0.99 allows
+    assert f"On {n_test:,} test examples, 0.99 allows at most {n_test // 100} error" in text
     for seg in analysis["phases"]:
         assert f'data-phase="{seg["name"]}"' in text
+        assert f'<td>{escape(seg["label"])}</td>' in text  # the phase table states each threshold
 
 
 def test_report_is_rewritten_in_place(run):
@@ -231,10 +235,12 @@ def test_report_reads_the_generalization_split(tmp_path, monkeypatch):
     assert _key_number(text, "final_test_ood_acc") == f"{records[-1]['test_ood_acc']:.4f}"
     assert _key_number(text, "final_test_acc") == f"{records[-1]['test_acc']:.4f}"
     assert re.search(rf"Grokked: train accuracy reached 0.99 at step {on_ood['memorized_step']:,}, "
-                     rf"test_ood accuracy at step {on_ood['generalized_step']:,} ", text)
+                     rf"test_ood accuracy reached 0.99 at step {on_ood['generalized_step']:,} ", text)
     assert "<th>test_ood reaches at step</th>" in text
     for seg in detect.analyze(records, split="test_ood")["phases"]:
-        assert f'title="{seg["name"]}: steps {seg["start"]:,}–{seg["end"]:,}"' in text
+        assert f'title="{escape(seg["label"])}: steps {seg["start"]:,}–{seg["end"]:,}"' in text
+        assert seg["label"].startswith(seg["name"])
+        assert seg["name"] == "memorization" or "test_ood acc" in seg["label"]
     assert drawn["curves.png"]["lines"] == ["train", "test", "test_ood (generalization)"] * 2  # acc, loss
     assert drawn["measures.png"]["titles"] == ["adv_acc"]  # the task measure gets its own figure
     assert 'id="fig-measures"' in text and "adv_acc" in text
@@ -253,7 +259,8 @@ def test_report_infers_splits_of_an_old_run(tmp_path, monkeypatch):
     assert "measures.png" not in drawn and 'id="fig-measures"' not in text
     ev = detect.analyze(records)["events"]
     assert _key_number(text, "generalized_step") == f"{ev['generalized_step']:,}"
-    assert "test accuracy at step" in text and _key_number(text, "generalization_split") == "test"
+    assert "test accuracy reached 0.99 at step" in text
+    assert _key_number(text, "generalization_split") == "test"
 
 
 def test_report_of_a_plug_in_kind(tmp_path):

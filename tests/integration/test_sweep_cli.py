@@ -13,6 +13,7 @@ import time
 import pytest
 
 from grokscope.cli import main
+from grokscope.errors import ConfigError
 from grokscope.sweep.runner import read_results
 
 # tiny runs (~0.5 s each): x+y mod 23, d_model 32
@@ -120,6 +121,10 @@ BAD = [
     (["--spec", "missing.json"], "spec: 'missing.json' is not a file"),
     (["positional"], "sweep: unexpected argument 'positional'"),
     (["--pack"], "pack: missing value after --pack"),
+    (["--axis", "optim.lr=log:1e-4:1e-2:1000", "--axis", "task.train_fraction=0.1:0.9:1000"],
+     "sweep: 2,000,000 runs (2 x 1000 x 1000 x 1 seed) is more than 10,000; pass --max-runs N to allow it"),
+    (["--seeds", "2", "--max-runs", "3"], "sweep: 4 runs (2 x 2 seeds) is more than 3; pass --max-runs N"),
+    (["--max-runs", "0"], "max_runs: must be an integer >= 1, got '0'"),
 ]
 
 
@@ -162,9 +167,9 @@ def test_vectorize_is_the_default_on_cuda(tmp_path, capsys, monkeypatch):
 
     seen = []
 
-    def fake_run_sweep(spec, out, executor, *, pack, vectorize, log):
+    def fake_run_sweep(spec, out, executor, *, pack, vectorize, log, **kw):
         seen.append((pack, vectorize))
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # holds .lock already
         (out / "sweep.json").write_text(json.dumps(runner.sweep_json(spec, spec.expand())))
         return runner.SweepResult(out, 2, 0)
 
@@ -210,3 +215,126 @@ def test_killed_sweep_reruns_only_the_missing_runs(tmp_path, capsys):
     assert _published(out / "runs") == {f"weight_decay-{w}_seed-0" for w in (0, 1, 2)}
     assert _hidden(out / "runs") == []  # the killed run's partial directory is gone
     assert [r["status"] for r in read_results(out)] == ["completed"] * 3
+
+
+# ----------------------------------------------------------------------------- size, lock, Ctrl-C
+
+
+def test_a_huge_sweep_is_refused_at_once(tmp_path, capsys):
+    out = tmp_path / "sw"
+    t = time.perf_counter()
+    code, stdout, err = run_cli(capsys, "sweep", "--axis", "optim.lr=log:1e-4:1e-2:1000",
+                                "--axis", "optim.weight_decay=0:1:1000", "--out", str(out))
+    assert time.perf_counter() - t < 5  # counted, never built (it took minutes before)
+    assert code == 2 and stdout == "" and err == (
+        "grokscope: error: sweep: 1,000,000 runs (1000 x 1000 x 1 seed) is more than 10,000; "
+        "pass --max-runs N to allow it\n")
+    assert not out.exists()
+
+
+def _hold_lock(path):
+    """A process holding the sweep lock of `path` (as a running sweep does) until it is killed."""
+    code = ("import sys, time; from grokscope.sweep.runner import sweep_lock; sweep_lock(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_sweep_into_a_folder_being_written_fails_at_once(tmp_path, capsys):
+    import socket
+
+    out = tmp_path / "sw"
+    argv = ["sweep", *TINY, "--axis", "optim.weight_decay=0", "--out", str(out), "--workers", "1"]
+    assert run_cli(capsys, *argv)[0] == 0
+    assert (out / ".lock").read_text() == ""  # released at the end
+    holder = _hold_lock(out)
+    try:
+        before = _snapshot(out)
+        t = time.perf_counter()
+        code, stdout, err = run_cli(capsys, *argv, "--axis", "model.init_scale=1,2")
+        assert time.perf_counter() - t < 10
+        assert code == 2 and stdout == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"grokscope: error: sweep: {str(out)!r} is being written by pid {holder.pid} on host "
+            f"{socket.gethostname()}"), err
+        assert lines[0].endswith("; wait for it to end or stop it")
+        assert _snapshot(out) == before  # nothing written, not even the lock file
+        from grokscope.cli.parsing import parse
+        from grokscope.cli.sweep import sweep_spec
+        from grokscope.sweep.executors import InlineExecutor
+        from grokscope.sweep.runner import run_sweep
+
+        with pytest.raises(ConfigError, match=f"^sweep: .* is being written by pid {holder.pid} "):
+            run_sweep(sweep_spec(parse(argv)), out, InlineExecutor())  # the API locks too
+        assert _snapshot(out) == before
+        # reading a sweep takes no lock
+        assert run_cli(capsys, "show", str(out))[0] == 0
+        assert run_cli(capsys, "report", str(out))[0] == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # the holder died without releasing: its lock is taken over, and said so
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert f"sweep: took over the lock of pid {holder.pid} on host {socket.gethostname()}" in stdout
+    assert "1 runs, 1 already done, 0 to train" in stdout
+    assert (out / ".lock").read_text() == ""
+
+
+def _interruptible(args, **kw):
+    """The CLI in its own session with Ctrl-C (SIGINT) handled as in a terminal."""
+    return subprocess.Popen([sys.executable, "-m", "grokscope", *args], start_new_session=True, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
+
+
+def test_ctrl_c_while_a_long_sweep_expands_is_one_line(tmp_path):
+    out = tmp_path / "sw"
+    args = ["sweep", "--axis", "optim.lr=log:1e-4:1e-2:300", "--axis", "optim.weight_decay=0:1:300",
+            "--max-runs", "90000", "--out", str(out)]
+    proc = _interruptible(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stderr.readline()  # a progress line after a few seconds of expanding
+        assert first.startswith("sweep: checked ") and " of 90,000 runs" in first, first
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if not line.startswith("sweep: checked ")]
+    assert lines == ["interrupted: run the same command again to train the missing runs"], err
+    assert stdout == "" and not out.exists()
+
+
+def test_ctrl_c_while_workers_train_is_one_line_and_no_traceback(tmp_path):
+    out = tmp_path / "sw"
+    args = ["sweep", *TINY, "--train.steps", "1000000", "--axis", "optim.weight_decay=0,1,2",
+            "--out", str(out), "--workers", "2"]
+    with open(tmp_path / "stdout.txt", "w") as so, open(tmp_path / "stderr.txt", "w") as se:
+        proc = _interruptible(args, stdout=so, stderr=se)
+    try:
+        deadline = time.time() + 120
+        while not ((out / "runs").is_dir() and len(_hidden(out / "runs")) == 2):  # both workers train
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.time() < deadline, "the sweep did not start"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the workers too
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stdout, err = (tmp_path / "stdout.txt").read_text(), (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Traceback" not in stdout, err
+    assert stdout.rstrip().splitlines()[-1] == (
+        "interrupted: run the same command again to train the missing runs")
+    # the run queued behind the two (1,000,000 steps) was not started: the sweep ended at once
+    assert stdout.count("  interrupted") >= 2 and "  completed" not in stdout
+    assert _published(out / "runs") == set() and _hidden(out / "runs") == []
+    assert (out / ".lock").read_text() == ""

@@ -189,3 +189,39 @@ def test_algorithm_card_claims_fourier_only_with_ablation_evidence():
     generic = algorithm_card(task=perm, records=[], keys=[], key_source="none",
                              final={"step": 10, "train_acc": 1.0, "test_acc": 1.0}, details={}, phase=None)
     assert generic["claim"] == "none" and "permutations" in generic["headline"]
+
+
+def test_card_tells_a_formed_circuit_from_no_circuit():
+    """Restricted logits at 100% while test accuracy is 55%: Nanda et al.'s sign that the circuit
+    has formed and cleanup is pending, not evidence against it."""
+    base = {"step": 5000, "train_acc": 1.0, "restricted_loss": 0.05, "test_loss": 1.5,
+            "excluded_loss": 2.0, "train_loss": 0.001}
+    formed = _card({**base, "test_acc": 0.55, "restricted_acc": 1.0, "excluded_acc": 0.4})
+    assert formed["claim"] == "none" and formed["circuit"] == "formed"
+    assert formed["headline"].startswith("Circuit formed, cleanup pending: the model has not generalized "
+                                         "(test accuracy 55.0%, below 95.0%)")
+    assert "already gives 100.0% test accuracy" in formed["headline"]
+    assert "Nanda et al. 2023" in formed["headline"]
+    assert "but keeping only those" not in formed["headline"]
+    none = _card({**base, "test_acc": 0.55, "restricted_acc": 0.3, "excluded_acc": 0.9})
+    assert none["claim"] == "none" and none["circuit"] == "none"
+    assert none["headline"].startswith("No circuit yet: the model has not generalized (test accuracy 55.0%")
+    assert "gives only 30.0% test accuracy (below 90.0%)" in none["headline"]
+    good = _card({**base, "test_acc": 0.999, "test_loss": 0.01, "restricted_acc": 0.999,
+                  "excluded_acc": 0.01})
+    assert good["claim"] == good["circuit"] == "fourier"
+
+
+def test_card_evidence_states_the_thresholds_of_the_curves():
+    from grokscope import detect
+
+    records = [{"step": s, "train_acc": 1.0 if s >= 100 else s / 100, "test_acc": 0.55 if s >= 2000 else 0.05}
+               for s in range(0, 5001, 50)]
+    task = build_task("modular", "x+y", p=31, train_fraction=0.5)
+    final = {"step": 5000, "train_acc": 1.0, "test_acc": 0.55, "restricted_acc": 1.0, "excluded_acc": 0.4,
+             "restricted_loss": 0.05, "test_loss": 1.5, "excluded_loss": 2.0}
+    card = algorithm_card(task=task, records=[final], keys=[3], key_source="logits", final=final,
+                          details={"p": 31, "chance": 1 / 31}, phase=detect.analyze(records))
+    line = next(e for e in card["evidence"] if e.startswith("Training curves: "))
+    assert line == ("Training curves: memorization (test plateau at 0.55 after a partial rise from 0.05; "
+                    "never >= 0.95); outcome class (Liu et al. 2022, accuracy 0.9): memorization.")

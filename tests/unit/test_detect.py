@@ -51,6 +51,13 @@ def test_grokking():
     assert a["phases"][-1]["end"] == 8000
     for left, right in zip(a["phases"], a["phases"][1:]):
         assert left["end"] == right["start"]
+    # grokking runs to the generalized step; converged starts there, never before it
+    assert a["phases"][2]["end"] == a["phases"][3]["start"] == ev["generalized_step"] == ev["converged_step"]
+    assert [p["label"] for p in a["phases"]] == [
+        "memorization (until train acc >= 0.99)", "plateau (test acc ~ 0.02)",
+        "grokking (test acc 0.02 -> 0.99)", "converged (test acc >= 0.99)"]
+    assert a["verdict"]["state"] == "generalized" and a["verdict"]["grokked"]
+    assert a["verdict"]["label"] == f"grokked (test acc >= 0.99 at step {ev['generalized_step']:,})"
 
 
 def test_comprehension():
@@ -115,3 +122,27 @@ def test_smooth_is_a_centered_median():
     assert detect.smooth([1, 2, 3, 4, 5, 6]) == [1.5, 2, 3, 4, 5, 5.5]
     assert detect.smooth([0, 0, 0, 0, 1]) == [0, 0, 0, 0, 0.5]  # a last-point spike does not pass 0.99
     assert detect.smooth([]) == [] and detect.smooth([0.5]) == [0.5]
+
+
+def test_rise_to_0_95_only_is_grokking_without_converged():
+    a = detect.analyze(curve(train_center=100, test_center=4000, test_top=0.97))
+    assert [p["name"] for p in a["phases"]] == ["memorization", "plateau", "grokking"]
+    assert a["events"]["generalized_step"] is None and a["events"]["test_0.95_after_memorized"] is not None
+    assert a["verdict"]["label"].startswith("grokked to 0.95 (test acc >= 0.95 at step ")
+    assert "never >= 0.99; final 0.97" in a["verdict"]["label"] and not a["still_on_plateau"]
+
+
+def test_generalized_before_memorization_is_not_a_plateau():
+    """Test accuracy at 1.0 before train accuracy reaches 0.99: no plateau after memorization."""
+    records = curve(train_center=100, test_center=60, width=5)
+    a = detect.analyze(records)
+    assert [p["name"] for p in a["phases"]] == ["memorization", "converged"]
+    assert not a["still_on_plateau"] and a["verdict"]["state"] == "generalized"
+
+
+def test_confusion_verdict():
+    a = detect.analyze(curve(train_center=None))
+    assert a["verdict"]["state"] == "unfitted"
+    assert a["verdict"]["label"] == "not fitted (train acc never >= 0.99; test acc 0.02)"
+    assert a["phases"][0]["label"] == "memorization (train acc never >= 0.99)"
+    assert detect.analyze([])["verdict"]["state"] == "none"

@@ -137,9 +137,10 @@ def _headline(records, summary=None):
 def test_headlines():
     grok = _headline(synthetic_records())
     assert grok.startswith("Grokked: train accuracy reached 0.99 at step ")
-    assert "test accuracy at step 3," in grok and "x later)" in grok
+    assert "test accuracy reached 0.99 at step 3," in grok and "x later; 0.95 at step 3," in grok
     plateau = _headline(synthetic_records(grok_at=None))
-    assert plateau.startswith("Still on plateau at step 5,000")
+    assert plateau.startswith("Memorized without generalizing: train accuracy reached 0.99 at step ")
+    assert "sits on a plateau at 0.03, still there at step 5,000 (never 0.95)" in plateau
     confused = [dict(r, train_acc=0.1) for r in synthetic_records(steps=500)]
     assert _headline(confused).startswith("Did not fit the training set")
     assert _headline([]) == "No evaluations recorded yet."
@@ -158,7 +159,7 @@ def test_report_of_a_synthetic_run_escapes_text(tmp_path):
     out = report_html.write_report(run)  # no summary.json yet: a run that is starting
     text = out.read_text()
     assert "<script" not in text and "&lt;script&gt;" in text
-    assert "x-y mod 31" in text and "Still on plateau" in text
+    assert "x-y mod 31" in text and "Memorized without generalizing" in text
     assert_png(run / "figures" / "curves.png")
     assert_png(run / "figures" / "norms.png")
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
@@ -200,3 +201,29 @@ def test_analysis_figures_draw_given_arrays(tmp_path):
     plain = [{k: v for k, v in r.items() if k != "W_E_spectrum"} for r in records]
     only = analysis_plots.draw_all(tmp_path / "few", records=plain, keys=[], phase=None)
     assert [e["id"] for e in only] == ["fig-progress"]
+
+
+def test_geometry_labels_are_readable_at_the_report_width(tmp_path, monkeypatch):
+    """Six embedding panels used to share one 19-inch row, shown ~1,000 px wide: 4 px labels. The
+    report shows a figure at most ~966 px wide; every label must stay >= 9 px there."""
+    import torch
+
+    from grokscope.report import analysis_plots
+
+    seen = {}
+    save_png = analysis_plots.save_png
+
+    def spy(fig, plt, path):
+        width_px = fig.get_figwidth() * fig.dpi
+        scale = min(1.0, 966 / width_px)
+        sizes = [t.get_fontsize() for ax in fig.axes if ax.get_visible()
+                 for t in (ax.xaxis.label, ax.yaxis.label, *ax.texts, *ax.get_xticklabels())]
+        seen["px"] = [s * fig.dpi / 72 * scale for s in sizes]
+        seen["rows"] = len({round(ax.get_position().y0, 3) for ax in fig.axes if ax.get_visible()})
+        return save_png(fig, plt, path)
+
+    monkeypatch.setattr(analysis_plots, "save_png", spy)
+    xy = torch.randn(31, 2, generator=torch.Generator().manual_seed(0))
+    panels = [(f"cos {k}", f"sin {k}", xy[:, 0], xy[:, 1]) for k in range(6)]
+    assert_png(tmp_path / Path(analysis_plots.geometry(panels, [0.3] * 6, tmp_path / "g.png")["file"]).name)
+    assert seen["rows"] == 2 and min(seen["px"]) >= 9, seen

@@ -1,14 +1,23 @@
 """The algorithm card: a short plain-language statement of what the model computes, with evidence.
 
-A Fourier algorithm is claimed only when the ablations support it: on the final checkpoint,
+A Fourier algorithm is claimed only when the model generalizes (final test accuracy >=
+GENERALIZED_MIN, detect's grokking level) and the ablations support it: on the final checkpoint,
 keeping only the key frequencies' directions in the logits must keep test accuracy >= 0.9 and
 removing them must bring train accuracy down to <= 0.5 (or within 5 points of chance).
+
+When the model has not generalized, a high restricted accuracy is not evidence against the
+circuit: it is Nanda et al. 2023's sign that the Fourier circuit has formed and the memorizing
+components are still to be cleaned up ("circuit formed, cleanup pending"); a low one means no
+circuit is evident yet. The card says which.
 """
 
 from __future__ import annotations
 
+from grokscope import detect
+
 RESTRICTED_MIN = 0.9
 EXCLUDED_MAX = 0.5
+GENERALIZED_MIN = detect.GROKKED_ACC
 
 
 def _pct(v: float | None) -> str:
@@ -29,7 +38,11 @@ def algorithm_card(
     details: dict,
     phase: dict | None,
 ) -> dict:
-    """{'claim': 'fourier' | 'none', 'headline': str, 'evidence': [str, ...]} for the final checkpoint."""
+    """{'claim': 'fourier' | 'none', 'circuit': str, 'headline': str, 'evidence': [str, ...]} for the
+    final checkpoint. `circuit`: 'fourier' (claimed), 'formed' (restricted logits >= RESTRICTED_MIN
+    while test accuracy is below GENERALIZED_MIN: circuit formed, cleanup pending), 'unsupported'
+    (generalizes, the ablations do not support the key frequencies), 'none' (no circuit evident)
+    or 'untested' (no Fourier ablations for this task)."""
     evidence: list[str] = []
     chance = details.get("chance", 0.0)
     acc_line = (
@@ -37,9 +50,11 @@ def algorithm_card(
         f"{_pct(final['test_acc'])} (chance {_pct(chance)})."
     )
     evidence.append(acc_line)
-    generalized = final["test_acc"] >= 0.9
+    generalized = final["test_acc"] >= GENERALIZED_MIN
     if phase:
-        evidence.append(f"Outcome class of the training curves: {phase.get('phase')}.")
+        verdict = phase.get("verdict") or detect.verdict(phase)
+        evidence.append(f"Training curves: {verdict['label']}; outcome class ({detect.OUTCOME_RULE}): "
+                        f"{phase.get('phase')}.")
     w = details.get("W_E")
     if w:
         evidence.append(
@@ -67,7 +82,8 @@ def algorithm_card(
         )
     ra, ea = final.get("restricted_acc"), final.get("excluded_acc")
     fourier_task = "restricted_acc" in final
-    claim = "none"
+    claim, circuit = "none", "untested"
+    not_gen = f"test accuracy {_pct(final['test_acc'])}, below {_pct(GENERALIZED_MIN)}"
     if fourier_task and keys:
         evidence.append(
             f"Key frequencies {_freqs(keys)} (from the {key_source}). Keeping only their "
@@ -82,7 +98,7 @@ def algorithm_card(
             and (ea <= EXCLUDED_MAX or ea <= chance + 0.05)
         )
         if supported and generalized:
-            claim = "fourier"
+            claim = circuit = "fourier"
             circles = details.get("circles", {})
             headline = (
                 f"The model embeds x and y on {len(keys)} circle{'s' * (len(keys) != 1)} with "
@@ -96,23 +112,38 @@ def algorithm_card(
                     + ", ".join(f"{k}: {_pct(v)}" for k, v in circles.items())
                     + "."
                 )
-        elif not generalized:
+        elif not generalized and ra is not None and ra >= RESTRICTED_MIN:
+            circuit = "formed"
             headline = (
-                f"The model has not generalized (test accuracy {_pct(final['test_acc'])}); no "
-                f"algorithm is claimed. Its logits lean on frequencies {_freqs(keys)}, but keeping only "
-                f"those gives {_pct(ra)} test accuracy."
+                f"Circuit formed, cleanup pending: the model has not generalized ({not_gen}), yet "
+                f"keeping only the directions of frequencies {_freqs(keys)} in the logits already "
+                f"gives {_pct(ra)} test accuracy (removing them leaves {_pct(ea)} train accuracy). "
+                f"In Nanda et al. 2023's terms the Fourier circuit has formed and the memorizing "
+                f"components are not yet cleaned up; no algorithm is claimed until test accuracy "
+                f"follows."
+            )
+        elif not generalized:
+            circuit = "none"
+            headline = (
+                f"No circuit yet: the model has not generalized ({not_gen}) and keeping only the "
+                f"frequencies its logits lean on, {_freqs(keys)}, gives only {_pct(ra)} test accuracy "
+                f"(below {_pct(RESTRICTED_MIN)}), so no Fourier circuit is evident; no algorithm is "
+                f"claimed."
             )
         else:
+            circuit = "unsupported"
             headline = (
                 f"The model generalizes but the ablations do not support a Fourier algorithm on "
                 f"{_freqs(keys)}: keeping only those directions gives {_pct(ra)} test accuracy, "
                 f"removing them leaves {_pct(ea)} train accuracy."
             )
     elif fourier_task:
+        circuit = "none"
         headline = (
             "No sparse set of key frequencies stands out in the logits or the embedding, so no "
             "Fourier algorithm is claimed"
-            + (" although the model generalizes." if generalized else "; the model has not generalized.")
+            + (" although the model generalizes." if generalized
+               else f"; the model has not generalized ({not_gen}).")
         )
         if generalized and n and sum(single.values()) >= n / 2:
             headline += (
@@ -124,10 +155,11 @@ def algorithm_card(
         headline = (
             f"The Fourier ablations are defined for x+y and x-y; for {task.op} only the generic "
             f"evidence is shown"
-            + (" (the model generalizes)." if generalized else " (the model has not generalized).")
+            + (" (the model generalizes)." if generalized
+               else f" (the model has not generalized: {not_gen}).")
         )
     else:
         headline = f"No algorithm is claimed for {task.op} on permutations; the generic evidence is shown" + (
-            " (the model generalizes)." if generalized else " (the model has not generalized)."
+            " (the model generalizes)." if generalized else f" (the model has not generalized: {not_gen})."
         )
-    return {"claim": claim, "headline": headline, "evidence": evidence}
+    return {"claim": claim, "circuit": circuit, "headline": headline, "evidence": evidence}

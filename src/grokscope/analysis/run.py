@@ -150,8 +150,10 @@ class _Analyzer:
         return rec, arrays
 
 
-def _nearest(ckpts: list[int], step: int | None) -> int | None:
-    return None if step is None or not ckpts else min(ckpts, key=lambda s: abs(s - step))
+def _at_or_after(ckpts: list[int], step: int | None) -> int | None:
+    """The first checkpoint at or after `step` (a map labelled "memorized" must show a memorized
+    model, not the nearest earlier one); None when there is none."""
+    return None if step is None else next((s for s in sorted(ckpts) if s >= step), None)
 
 
 def analyze(
@@ -186,8 +188,9 @@ def analyze(
             records.append(rec)
             arrays[step] = arr
     metrics = rd.read_metrics()
-    split = (rd.read_summary() if rd.summary.is_file() else {}).get("generalization_split", "test")
-    phase = detect.analyze(metrics, split=split) if metrics else None
+    summary = rd.read_summary() if rd.summary.is_file() else {}
+    split = summary.get("generalization_split", "test")
+    phase = detect.analyze(metrics, split=split, n_eval=detect.eval_size(summary, split)) if metrics else None
     final = records[-1]
     extra = _final_details(an, arrays[ckpts[-1][0]], keys)
     card = algorithm_card(
@@ -217,8 +220,8 @@ def analyze(
 
         events = (phase or {}).get("events", {})
         key_steps = {
-            "memorized": _nearest([s for s, _ in ckpts], events.get("memorized_step")),
-            "generalized": _nearest([s for s, _ in ckpts], events.get("generalized_step")),
+            "memorized": _at_or_after([s for s, _ in ckpts], events.get("memorized_step")),
+            "generalized": _at_or_after([s for s, _ in ckpts], events.get("generalized_step")),
             "final": ckpts[-1][0],
         }
         out["figures"] = analysis_plots.draw_all(

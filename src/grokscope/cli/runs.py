@@ -49,11 +49,13 @@ def cmd_show(parsed: Parsed) -> int:
         records = rd.read_metrics()
     t = cfg.get("task") or {}
     split = summary.get("generalization_split") or t.get("generalization_split") or "test"
-    analysis = detect.analyze(records, gap=detect.DEFAULT_GAP if gap is None else gap, split=split)
-    ev = analysis["events"]
-    timeline = " -> ".join(f"{p['name']} {p['start']}-{p['end']}" for p in analysis["phases"])
+    gap = detect.DEFAULT_GAP if gap is None else gap
+    analysis = detect.analyze(records, gap=gap, split=split, n_eval=detect.eval_size(summary, split))
+    ev, verdict = analysis["events"], analysis["verdict"]
+    timeline = " -> ".join(f"{p['label']} {p['start']}-{p['end']}" for p in analysis["phases"])
     last = records[-1] if records else {}
     model, optim, train = cfg.get("model") or {}, cfg.get("optim") or {}, cfg.get("train") or {}
+    ratio95 = ev.get("delay_ratio_0.95")
     rows = [
         ("run", str(rd.path)),
         ("name", cfg.get("name") or "-"),
@@ -67,11 +69,17 @@ def cmd_show(parsed: Parsed) -> int:
         *((f"{s} acc / loss", f"{_fmt(last.get(f'{s}_acc'))} / {_fmt(last.get(f'{s}_loss'))}")
           for s in splits(summary, records)),
         ("generalization", split) if split != "test" else None,
+        ("verdict", verdict["label"]),
+        ("events", f"memorized: train acc >= {detect.MEMORIZED_ACC}; generalized: {split} acc >= "
+                   f"{detect.GENERALIZED_ACC} (smoothed, running median of 5)"),
         ("memorized step", _fmt(ev["memorized_step"])),
         ("generalized step", _fmt(ev["generalized_step"])),
-        ("delay ratio", _fmt(ev["delay_ratio"])),
+        (f"{split} errors", verdict["errors_label"] or f"- (size of {split} unknown)"),
+        ("delay ratio", _fmt(ev["delay_ratio"]) + (f" ({_fmt(ratio95)} at {split} acc {detect.GROKKED_ACC})"
+                                                   if ratio95 is not None else "")),
         ("sharpness", f"{_fmt(ev['sharpness'])} steps ({split} acc 10% -> 90% of its rise)"),
-        ("outcome", analysis["phase"] + (" (still on plateau)" if analysis["still_on_plateau"] else "")),
+        ("outcome class", f"{detect.OUTCOME_RULE}, gap {gap} steps (not the events' 0.99)"),
+        ("outcome", analysis["phase"]),
         ("phases", timeline or "-"),
         ("checkpoints", str(len(rd.list_checkpoints()))),
     ]

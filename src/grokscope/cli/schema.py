@@ -164,6 +164,8 @@ class Sweep:
     runs the jobs through submitit on this machine."""
     max_retries: Annotated[str | None, arg(metavar="N")] = None
     """Ray: times a job is retried when its worker process dies (default 3)."""
+    max_runs: Annotated[str | None, arg(metavar="N")] = None
+    """Refuse a sweep of more than N runs (default 10,000); they are counted before any is built."""
     quiet: Flag = False
     """No progress lines."""
     fields: RunFields = field(default_factory=RunConfig)

@@ -1,19 +1,24 @@
 """`grokscope sweep`, and `grokscope show | report SWEEP` for a sweep directory.
 
 Bad input is reported as one line naming the field (ConfigError/UsageError, exit code 2) before
-anything is written or any cluster is contacted.
+anything is written or any cluster is contacted; so is a sweep of more than --max-runs runs
+(counted before any is built) and a sweep directory another process is training into (its
+.lock). Ctrl-C at any point ends with one line and exit code 130.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from pathlib import Path
 
 from grokscope.cli.errors import UsageError, reading
 from grokscope.cli.parsing import Parsed, int_option
 
 CUDA_PACK = 32  # default runs per job when vectorizing on CUDA: tiny models leave a GPU idle
+INTERRUPTED = "interrupted: run the same command again to train the missing runs"
 
 
 def _slurm_params(items: tuple[str, ...]) -> dict:
@@ -59,11 +64,21 @@ def sweep_spec(parsed: Parsed):
 
 
 def cmd_sweep(parsed: Parsed) -> int:
-    """`grokscope sweep ...`: run (or resume) a sweep; prints progress and the per-cell table."""
+    """`grokscope sweep ...`: run (or resume) a sweep; prints progress and the per-cell table.
+    Ctrl-C anywhere (expanding, checking, training, printing) ends with one line, exit code 130."""
+    try:
+        return _sweep(parsed)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return 130
+
+
+def _sweep(parsed: Parsed) -> int:
     from grokscope.errors import ConfigError
     from grokscope.sweep.executors import make_executor
     from grokscope.sweep.phases import text_table
-    from grokscope.sweep.runner import check_out, collect, is_finished, run_sweep
+    from grokscope.sweep.runner import check_out, collect, is_finished, run_sweep, sweep_lock
+    from grokscope.sweep.spec import MAX_RUNS
 
     c = parsed.command
     if c.address is not None and c.executor != "ray":
@@ -72,35 +87,70 @@ def cmd_sweep(parsed: Parsed) -> int:
         raise UsageError("slurm: only for --executor slurm")
     workers, pack = int_option(c.workers, "workers", 1), int_option(c.pack, "pack", 1)
     retries = int_option(c.max_retries, "max_retries", 0)
+    max_runs = int_option(c.max_runs, "max_runs", 1) or MAX_RUNS
     if c.out is None:
         raise UsageError("out: give the sweep directory with --out DIR (the same DIR resumes the sweep)")
     spec = sweep_spec(parsed)
     path = Path(c.out).resolve()
-    runs = spec.expand()  # validates every run's config
+    log = (lambda m: None) if c.quiet else (lambda m: print(m, flush=True))
+    runs = spec.expand(max_runs=max_runs, progress=None if c.quiet else _expanding(spec.count()))
     vectorize = _on_cuda(spec) if c.vectorize is None else c.vectorize
     if vectorize and not _ensemble_available():
         raise ConfigError("vectorize: ensemble training (grokscope.training.ensemble) is not available")
     pack = pack or (CUDA_PACK if vectorize and _on_cuda(spec) else 1)
+    slurm = _slurm_params(c.slurm)
     check_out(path, runs)
-    todo = sum(1 for r in runs if not is_finished(path / "runs" / r.name))
-    executor = make_executor(c.executor, workers=workers, jobs=math.ceil(todo / pack) or 1,
-                             address=c.address, folder=path / "slurm", slurm=_slurm_params(c.slurm),
-                             max_retries=3 if retries is None else retries)
-    log = (lambda m: None) if c.quiet else (lambda m: print(m, flush=True))
-    with executor:
-        result = run_sweep(spec, path, executor, pack=pack, vectorize=vectorize, log=log)
+    created = not path.exists()
+    lock = sweep_lock(path, log)  # before any executor: a second sweep contacts no cluster
+    try:
+        todo = sum(1 for r in runs if not is_finished(path / "runs" / r.name))
+        try:
+            executor = make_executor(c.executor, workers=workers, jobs=math.ceil(todo / pack) or 1,
+                                     address=c.address, folder=path / "slurm", slurm=slurm,
+                                     max_retries=3 if retries is None else retries)
+        except BaseException:
+            if created:  # refused before anything was trained: leave no directory behind
+                _remove_new(path)
+            raise
+        with executor:
+            result = run_sweep(spec, path, executor, pack=pack, vectorize=vectorize, log=log, runs=runs,
+                               lock=False)
+    finally:
+        lock.release()
     meta, rows = collect(path)
     print(text_table(meta, rows))
     print(f"results: {path / 'results.csv'}")
     print(f"report:  grokscope report {path}")
     if result.interrupted:
-        print("interrupted: run the same command again to train the missing runs")
+        print(INTERRUPTED)
         return 130
     if result.failed:
         print(f"{len(result.failed)} runs failed: " + "; ".join(f"{r['run']}: {r.get('error') or r['status']}"
                                                           for r in result.failed[:3]))
         return 1
     return 0
+
+
+def _remove_new(path: Path) -> None:
+    """Remove the sweep directory this command created (for its lock) if it holds nothing else."""
+    import shutil
+
+    leftovers = [p for p in path.iterdir() if p.name != ".lock"]
+    if all(p.name == "slurm" and p.is_dir() and not any(p.iterdir()) for p in leftovers):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _expanding(total: int):
+    """Progress of a long expansion: a line on stderr every few seconds, with the time left."""
+    start = time.monotonic()
+
+    def report(done: int, total: int = total) -> None:
+        spent = time.monotonic() - start
+        left = spent * (total - done) / done if done else 0
+        print(f"sweep: checked {done:,} of {total:,} runs ({done / total:.0%}), about {left:.0f} s left",
+              file=sys.stderr, flush=True)
+
+    return report
 
 
 def _ensemble_available() -> bool:

@@ -48,7 +48,11 @@ def print_result(result) -> int:
     print("events:  " + (f"memorized at step {mem:,}" if mem is not None else "not memorized")
           + (f", generalized at step {gen:,}" if gen is not None else ", not generalized")
           + ("" if split == "test" else f" ({split})"))
-    print(f"phase:   {s.get('phase')}" + (" (still on plateau)" if s.get("still_on_plateau") else ""))
+    from grokscope import detect
+
+    v = s.get("verdict") or (detect.verdict(s, split) if s.get("events") else {})
+    print(f"verdict: {v.get('label') or '-'}")
+    print(f"outcome: {v.get('outcome_label') or s.get('phase')}")
     if s.get("stop_reason"):
         print(f"stopped: {s['stop_reason']}")
     from grokscope.tracking.rundir import RunDir

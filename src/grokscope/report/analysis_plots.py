@@ -107,25 +107,37 @@ def progress_curves(records: list[dict], phase: dict | None, path: Path) -> dict
     )
 
 
+GEOMETRY_COLUMNS = 3  # panels per row: the figure is 10 in (1,000 px) wide, the report's width
+
+
 def geometry(panels: list[tuple[str, str, torch.Tensor, torch.Tensor]], explained: list[float],
              path: Path) -> dict:
     """Scatter plots of the embedding, one per panel (x label, y label, x coords, y coords) with one
-    point per value (coloured by value); `explained`: the PCA explained-variance ratios."""
+    point per value (coloured by value); `explained`: the PCA explained-variance ratios.
+
+    At most GEOMETRY_COLUMNS panels a row, in a figure as wide as the report shows it, so that
+    axis labels (10 pt) and value labels (8 pt) stay readable at the report's scale (~13 / 11 px)
+    however many panels there are."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    for ax, (xl, yl, xs, ys) in zip(axes[0], panels):
+    cols = max(1, min(GEOMETRY_COLUMNS, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 3.3 * rows + 0.5), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (xl, yl, xs, ys) in zip(flat, panels):
         n = len(xs)
-        ax.scatter(xs.numpy(), ys.numpy(), c=torch.arange(n).numpy(), cmap="hsv", s=14)
+        ax.scatter(xs.numpy(), ys.numpy(), c=torch.arange(n).numpy(), cmap="hsv", s=18)
         for v in range(0, n, max(1, n // 8)):
-            ax.annotate(str(v), (float(xs[v]), float(ys[v])), fontsize=6, color="gray")
-        ax.set_xlabel(xl, fontsize=8)
-        ax.set_ylabel(yl, fontsize=8)
+            ax.annotate(str(v), (float(xs[v]), float(ys[v])), fontsize=8, color="dimgray")
+        ax.set_xlabel(xl, fontsize=10)
+        ax.set_ylabel(yl, fontsize=10)
         ax.set_aspect("equal", adjustable="datalim")
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=8)
     fig.suptitle(
         "Embedding geometry (final checkpoint; colour = value). PCA explained variance: "
         + ", ".join(f"{float(r):.0%}" for r in explained),
-        fontsize=9,
+        fontsize=11,
     )
     fig.tight_layout()
     return _entry(
@@ -143,20 +155,20 @@ def error_maps(maps: dict[str, dict], path: Path) -> dict:
     plt = pyplot()
     colors = ["#ffffff", "#9ecae1", "#fd8d3c", "#31a354", "#de2d26"]
     labels = ["no pair", "train right", "train wrong", "test right", "test wrong"]
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.4 * len(maps), 3.7), squeeze=False)
+    fig, axes = plt.subplots(1, len(maps), figsize=(min(10, 3.4 * len(maps)), 3.7), squeeze=False)
     for ax, (title, m) in zip(axes[0], maps.items()):
         c, tr = m["correct"], m["train"]
         code = torch.where(c < 0, 0, torch.where(tr, torch.where(c == 1, 1, 2), torch.where(c == 1, 3, 4)))
         ax.imshow(code.numpy(), cmap=ListedColormap(colors), vmin=0, vmax=4, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("y", fontsize=8)
-        ax.set_ylabel("x", fontsize=8)
-        ax.tick_params(labelsize=6)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("y", fontsize=9)
+        ax.set_ylabel("x", fontsize=9)
+        ax.tick_params(labelsize=8)
     fig.legend(
         handles=[Patch(color=c, label=lab) for c, lab in zip(colors[1:], labels[1:])],
         loc="lower center",
         ncol=4,
-        fontsize=8,
+        fontsize=9,
     )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return _entry(

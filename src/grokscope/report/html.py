@@ -36,40 +36,69 @@ def _run_dir(run_dir) -> RunDir:
 def headline(analysis: dict, summary: dict, records: list[dict], *, gap: int = detect.DEFAULT_GAP,
              split: str | None = None) -> str:
     """One sentence saying what happened in the run, from `detect.analyze(records, gap, split=split)`
-    (plain text). `split`: the generalization split the analysis was read on (default: the
-    summary's `generalization_split`, else 'test')."""
+    (plain text): its verdict (`detect.verdict`), with the thresholds, so that it agrees with the
+    phase table and the shading. `split`: the generalization split the analysis was read on
+    (default: the summary's `generalization_split`, else 'test')."""
     if not records:
         return "No evaluations recorded yet."
     gen = split or runinfo.generalization_split(summary)
-    ev, outcome = analysis["events"], analysis["phase"]
-    last = records[-1]
-    end = last["step"]
+    v = _verdict(analysis, gen, gap)
+    ev, outcome, state = analysis["events"], analysis["phase"], v["state"]
+    end = records[-1]["step"]
     mem = ev.get("memorized_step")
-    thr = 0.99 if mem is not None else detect.OUTCOME_ACC
-    mem = mem if mem is not None else ev.get(f"train_{detect.OUTCOME_ACC}")
-    gen_step = ev.get(f"test_{thr}")  # detect names the generalization split's events "test_..."
-    gen_acc = last.get(f"{gen}_acc")
-    if analysis.get("still_on_plateau"):
-        text = (f"Still on plateau at step {end:,}: train accuracy reached {thr} at step {mem:,}, "
-                f"{gen} accuracy is {fmt(gen_acc, 3)}.")
-    elif outcome in ("grokking", "comprehension") and gen_step is not None:
+    final, lo = ev.get("final_level"), ev.get("plateau_level")
+    acc = detect.fmt_acc
+    mem_acc, gen_acc, out_acc = detect.MEMORIZED_ACC, detect.GENERALIZED_ACC, detect.OUTCOME_ACC
+    level = detect.GROKKED_ACC
+    train_final = records[-1].get("train_acc")
+    if state == "none":
+        text = "No evaluations recorded yet."
+    elif state == "unfitted":
+        text = (f"Did not fit the training set: train accuracy never reached {mem_acc} (ended at "
+                f"{fmt(train_final, 3)}); {gen} accuracy ended at {acc(final)} at step {end:,}.")
+    elif state == "generalized":
         verb = "Grokked" if outcome == "grokking" else "Generalized"
-        ratio = f" ({gen_step / mem:.1f}x later)" if mem else ""
-        text = (f"{verb}: train accuracy reached {thr} at step {mem:,}, "
-                f"{gen} accuracy at step {gen_step:,}{ratio}.")
+        gen_step, t95 = ev.get("generalized_step"), ev.get("test_0.95")
+        if mem is None:
+            text = (f"{verb} without fitting the training labels: train accuracy never reached "
+                    f"{mem_acc} (ended at {fmt(train_final, 3)}); {gen} accuracy reached "
+                    + (f"{gen_acc} at step {gen_step:,}." if gen_step is not None
+                       else f"{level} at step {t95:,}, never {gen_acc}."))
+        elif gen_step is not None and gen_step <= mem:
+            text = (f"{verb}: train accuracy reached {mem_acc} at step {mem:,}, {gen} accuracy reached "
+                    f"{gen_acc} at step {gen_step:,}, before train accuracy did.")
+        elif gen_step is not None:
+            ratio = f"{gen_step / mem:.1f}x later" if mem else ""
+            if t95 is not None and t95 < gen_step and mem:
+                ratio += f"; {level} at step {t95:,}, {t95 / mem:.1f}x"
+            text = (f"{verb}: train accuracy reached {mem_acc} at step {mem:,}, {gen} accuracy reached "
+                    f"{gen_acc} at step {gen_step:,}" + (f" ({ratio})." if ratio else "."))
+        else:
+            ratio = f" ({t95 / mem:.1f}x later)" if mem and t95 else ""
+            text = (f"{verb} to {level}: train accuracy reached {mem_acc} at step {mem:,}, {gen} accuracy "
+                    f"reached {level} at step {t95:,}{ratio} but never {gen_acc} (final {acc(final)}).")
+        if final is not None and final < level:
+            text += f" It then fell to {acc(final)} by step {end:,}."
         if outcome == "comprehension":
-            text += (f" Outcome class comprehension: {gen} accuracy reached {detect.OUTCOME_ACC} within "
+            text += (f" Outcome class comprehension: {gen} accuracy reached {out_acc} within "
                      f"{gap:,} steps of train accuracy.")
-    elif outcome in ("grokking", "comprehension"):
-        t90 = ev.get(f"test_{detect.OUTCOME_ACC}")
-        text = (f"Partly generalized ({outcome}): train accuracy reached {thr} at step {mem:,}, {gen} "
-                f"accuracy {detect.OUTCOME_ACC} at step {t90:,} but never {thr}.")
-    elif outcome == "memorization":
-        text = (f"Memorized without generalizing: train accuracy reached {thr} at step {mem:,}; "
-                f"{gen} accuracy ended at {fmt(gen_acc, 3)} at step {end:,}.")
-    else:
-        text = (f"Did not fit the training set: train accuracy ended at "
-                f"{fmt(last.get('train_acc'), 3)} at step {end:,}.")
+    elif state == "rising":
+        text = (f"Still rising at step {end:,}: train accuracy reached {mem_acc} at step {mem:,}; "
+                f"{gen} accuracy is {acc(final)} and rising (plateau {acc(lo)}), not yet {level}.")
+    else:  # plateau
+        plateau = acc(v["level"])
+        rose = any(p.get("name") == "rising" for p in analysis.get("phases") or [])
+        t90 = ev.get(f"test_{out_acc}")
+        if outcome in ("grokking", "comprehension") and t90 is not None:
+            text = (f"Partly generalized (outcome class {outcome} at {out_acc}): train accuracy reached "
+                    f"{mem_acc} at step {mem:,}, {gen} accuracy reached {out_acc} at step {t90:,} but never "
+                    f"{level}; on a plateau at {plateau} at step {end:,}.")
+        else:
+            how = (f"rose from {acc(lo)} to a plateau at {plateau}" if rose
+                   else f"sits on a plateau at {plateau}")
+            text = (f"Memorized without generalizing: train accuracy reached {mem_acc} at step {mem:,}; "
+                    f"{gen} accuracy {how}, still there at step {end:,} (never {level}).")
+    text += _counts_sentence(ev, gen)
     status = summary.get("status")
     if status and status != "completed":
         reason = summary.get("stop_reason")
@@ -77,12 +106,36 @@ def headline(analysis: dict, summary: dict, records: list[dict], *, gap: int = d
     return text
 
 
-def _key_numbers(summary: dict, analysis: dict, records: list[dict], splits: list[str], gen: str):
+def _verdict(analysis: dict, gen: str, gap: int) -> dict:
+    v = analysis.get("verdict")
+    return v if isinstance(v, dict) and "state" in v else detect.verdict(analysis, split=gen, gap=gap)
+
+
+def _counts_sentence(ev: dict, gen: str) -> str:
+    """How many examples the generalization threshold rests on (empty when the size is unknown)."""
+    n, allowed = ev.get("eval_size"), ev.get("generalized_max_errors")
+    if not n:
+        return ""
+    text = ""
+    step, errors, ci = ev.get("generalized_step"), ev.get("generalized_errors"), ev.get("generalized_ci")
+    if step is not None and errors is not None:
+        text = (f" On {n:,} {gen} example{'s' * (n != 1)}, {detect.GENERALIZED_ACC} allows at most {allowed} "
+                f"error{'s' * (allowed != 1)}; at step {step:,} there {'was' if errors == 1 else 'were'} "
+                f"{errors}" + (f" (95% CI of the accuracy {ci[0]:.3f}–{ci[1]:.3f})." if ci else "."))
+    if ev.get("small_eval_set"):
+        text += (f" Only {n:,} {gen} example{'s' * (n != 1)}: a small evaluation set (< "
+                 f"{detect.SMALL_EVAL_SET}), one example is {100 / n:.3g}% of the accuracy.")
+    return text
+
+
+def _key_numbers(summary: dict, analysis: dict, records: list[dict], splits: list[str], gen: str,
+                 gap: int = detect.DEFAULT_GAP):
     """[(data-key, label, value)] rows of the key-numbers table."""
     ev, final = analysis["events"], summary.get("final") or {}
+    v = _verdict(analysis, gen, gap)
     last = records[-1] if records else {}
     wall = summary.get("wall_seconds", last.get("elapsed"))
-    ratio = ev.get("delay_ratio")
+    ratio, ratio95 = ev.get("delay_ratio"), ev.get("delay_ratio_0.95")
     sharp = ev.get("sharpness")
     rows = [
         ("status", "status", summary.get("status", "unknown")),
@@ -94,17 +147,24 @@ def _key_numbers(summary: dict, analysis: dict, records: list[dict], splits: lis
     for kind in ("acc", "loss"):
         for s in splits:
             k = f"{s}_{kind}"
-            v = final.get(k, last.get(k))
-            shown = f"{v:.4f}" if kind == "acc" and isinstance(v, (int, float)) else fmt(v, 4)
+            v_ = final.get(k, last.get(k))
+            shown = f"{v_:.4f}" if kind == "acc" and isinstance(v_, (int, float)) else fmt(v_, 4)
             rows.append((f"final_{k}", f"final {s} {kind}", shown))
+    mem_acc, gen_acc = detect.MEMORIZED_ACC, detect.GENERALIZED_ACC
     rows += [
-        ("memorized_step", "memorized step (train acc ≥ 0.99)", fmt_step(ev.get("memorized_step"))),
-        ("generalized_step", f"generalized step ({gen} acc ≥ 0.99)", fmt_step(ev.get("generalized_step"))),
+        ("verdict", f"verdict (grokking: {gen} acc reaches {detect.GROKKED_ACC}; converged: "
+                    f"≥ {gen_acc})", v["label"]),
+        ("memorized_step", f"memorized step (train acc ≥ {mem_acc})", fmt_step(ev.get("memorized_step"))),
+        ("generalized_step", f"generalized step ({gen} acc ≥ {gen_acc})",
+         fmt_step(ev.get("generalized_step"))),
+        ("generalized_errors", f"{gen} errors at the {gen_acc} threshold",
+         v.get("errors_label") or f"— (size of {gen} unknown)"),
         ("delay_ratio", "delay ratio (generalized / memorized)", "—" if ratio is None else f"{ratio:.2f}x"),
+        ("delay_ratio_0.95", f"delay ratio at {gen} acc {detect.GROKKED_ACC}",
+         "—" if ratio95 is None else f"{ratio95:.2f}x"),
         ("sharpness", f"sharpness (steps for 10%→90% of the {gen} rise)",
          "—" if sharp is None else f"{sharp:,} steps"),
-        ("outcome", "outcome class", analysis["phase"] + (" (still on plateau)"
-                                                          if analysis.get("still_on_plateau") else "")),
+        ("outcome", f"outcome class ({detect.OUTCOME_RULE}, gap {gap:,} steps)", analysis["phase"]),
     ]
     return rows
 
@@ -120,7 +180,8 @@ def _bar(phases: list[dict], last: int, scale: str) -> dict:
     segs = []
     for seg in phases:
         left, right = pos(seg["start"]), pos(seg["end"])
-        segs.append({"name": seg["name"], "title": f"{seg['name']}: steps {seg['start']:,}–{seg['end']:,}",
+        label = seg.get("label") or seg["name"]
+        segs.append({"name": seg["name"], "title": f"{label}: steps {seg['start']:,}–{seg['end']:,}",
                      "left": f"{left:.3f}", "width": f"{max(right - left, 0.3):.3f}",
                      "color": PHASE_COLORS.get(seg["name"], "#eeeeee"),
                      "label": seg["name"] if right - left >= 7 else ""})
@@ -133,8 +194,9 @@ def _timeline(analysis: dict, records: list[dict]) -> dict | None:
     if not records or not phases:
         return None
     last = max(records[-1]["step"], phases[-1]["end"])
-    rows = [{"name": s["name"], "color": PHASE_COLORS.get(s["name"], "#eeeeee"), "start": s["start"],
-             "end": s["end"], "steps": s["end"] - s["start"]} for s in phases]
+    rows = [{"name": s["name"], "label": s.get("label") or s["name"], "start": s["start"],
+             "color": PHASE_COLORS.get(s["name"], "#eeeeee"), "end": s["end"],
+             "steps": s["end"] - s["start"]} for s in phases]
     return {"bars": [_bar(phases, last, "linear"), _bar(phases, last, "log")], "rows": rows}
 
 
@@ -145,12 +207,20 @@ def _events(ev: dict, gen: str) -> dict:
         gap = fmt_step(te - tr) if tr is not None and te is not None else "—"
         rows.append((f"accuracy ≥ {t}", fmt_step(tr), fmt_step(te), gap))
     head = ("threshold", "train reaches at step", f"{gen} reaches at step", f"{gen} − train (steps)")
+    acc = detect.fmt_acc
     derived = [
-        ("delay (generalized − memorized)", fmt_step(ev.get("delay"))),
+        (f"delay (generalized − memorized, at {detect.GENERALIZED_ACC})", fmt_step(ev.get("delay"))),
         ("delay ratio", "—" if ev.get("delay_ratio") is None else f"{ev['delay_ratio']:.2f}x"),
+        (f"delay ratio at {detect.GROKKED_ACC}",
+         "—" if ev.get("delay_ratio_0.95") is None else f"{ev['delay_ratio_0.95']:.2f}x"),
+        (f"{gen} plateau level after memorization", acc(ev.get("plateau_level"))),
         (f"{gen} rise starts (10%)", fmt_step(ev.get("rise_start"))),
         (f"{gen} rise ends (90%)", fmt_step(ev.get("rise_end"))),
         ("sharpness (steps)", fmt_step(ev.get("sharpness"))),
+        (f"{gen} accuracy at the last step / best",
+         f"{acc(ev.get('final_level'))} / {acc(ev.get('best_level'))}"),
+        (f"{gen} examples",
+         fmt(ev.get("eval_size")) + (" (small evaluation set)" if ev.get("small_eval_set") else "")),
     ]
     return {"head": head, "thresholds": rows, "derived": derived}
 
@@ -193,13 +263,23 @@ def _figures(rd: RunDir, records: list[dict], analysis: dict, *, title: str, spl
     return out
 
 
+def _headline_class(analysis: dict, records: list[dict]) -> str:
+    """CSS class of the headline, from the verdict (so a plateau is never shown in grokking green)."""
+    state = _verdict(analysis, "test", detect.DEFAULT_GAP)["state"]
+    if not records or state == "none":
+        return "none"
+    if state == "generalized":
+        return analysis["phase"] if analysis["phase"] in ("grokking", "comprehension") else "comprehension"
+    return {"unfitted": "confusion", "rising": "rising"}.get(state, "memorization")
+
+
 def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
     """Write RUN/report.html (self-contained) and redraw RUN/figures/{curves,norms}.png (and
     measures.png when summary.json lists task measures).
 
     Reads config.json, metrics.jsonl and summary.json (each may be missing while a run starts),
-    analyses the metrics with `detect.analyze(records, gap, split=generalization split)` and
-    returns the report's path.
+    analyses the metrics with `detect.analyze(records, gap, split=generalization split, n_eval=its
+    size from summary.json, see detect.eval_size)` and returns the report's path.
     """
     rd = _run_dir(run_dir)
     records = rd.read_metrics()
@@ -208,18 +288,20 @@ def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
     gen = runinfo.generalization_split(summary, cfg)
     splits = runinfo.splits(records, summary, gen) or ["train", gen]
     measures = runinfo.measures(summary)
-    analysis = detect.analyze(records, gap, split=gen)
+    analysis = detect.analyze(records, gap, split=gen, n_eval=detect.eval_size(summary, gen))
     name = summary.get("name") or cfg.get("name") or rd.path.resolve().name
     task = task_description(summary.get("task") or cfg.get("task") or {})
     title = f"{name} — {task}" if task else str(name)
     figures = (_figures(rd, records, analysis, title=title, splits=splits, gen=gen, measures=measures)
                if records else [])
+    verdict = _verdict(analysis, gen, gap)
     return write_page(
         rd.report, "run.html.j2",
-        title=title, location=str(rd.path), phase=analysis["phase"],
+        title=title, location=str(rd.path), phase=_headline_class(analysis, records),
         headline=headline(analysis, summary, records, gap=gap, split=gen),
-        key_numbers=_key_numbers(summary, analysis, records, splits, gen),
-        timeline=_timeline(analysis, records), figures=figures, events=_events(analysis["events"], gen),
+        key_numbers=_key_numbers(summary, analysis, records, splits, gen, gap),
+        timeline=_timeline(analysis, records), figures=figures, verdict=verdict["label"],
+        outcome=verdict["outcome_label"] or "—", events=_events(analysis["events"], gen),
         algorithm=_algorithm(rd), config=config_tables(cfg),
         versions=sorted((summary.get("versions") or {}).items()), gap=f"{gap:,}",
     )

@@ -10,12 +10,15 @@ import io
 import math
 from pathlib import Path
 
+from grokscope import detect
+
 DPI = 100
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:red"
 # light background colours of the phases (also used by the HTML timeline)
 PHASE_COLORS = {
     "memorization": "#cfe2f3",
     "plateau": "#fbe7b5",
+    "rising": "#f6cfae",
     "grokking": "#c9ecc9",
     "converged": "#e3d5f0",
 }
@@ -71,21 +74,24 @@ def save_png(fig, plt, path: str | Path) -> Path:
 
 
 def shade_phases(axes, phases: list[dict]) -> list:
-    """Shade each phase segment as a background span on every axis; returns legend handles."""
+    """Shade each phase segment (`detect.analyze`'s phases) as a background span on every axis;
+    returns legend handles, labelled with each segment's `label` (its name, level and threshold,
+    the same text as the report's phase table), one per distinct label."""
     from matplotlib.patches import Patch
 
     handles, seen = [], set()
     for seg in phases:
         name = seg["name"]
+        label = seg.get("label") or name
         color = PHASE_COLORS.get(name, "#eeeeee")
         lo, hi = _x(seg["start"]), _x(seg["end"])
         if hi <= lo:
             continue
         for ax in axes:
             ax.axvspan(lo, hi, color=color, alpha=0.8, lw=0, zorder=0)
-        if name not in seen:
-            seen.add(name)
-            handles.append(Patch(facecolor=color, edgecolor="none", label=name))
+        if label not in seen:
+            seen.add(label)
+            handles.append(Patch(facecolor=color, edgecolor="none", label=label))
     return handles
 
 
@@ -103,12 +109,15 @@ def _mark_events(ax_acc, axes, events: dict) -> None:
 
 
 def _curves_title(title: str, analysis: dict | None) -> str:
+    """The title, and on a second line the verdict and the outcome class, each with its threshold."""
     if not analysis:
         return title
-    outcome = f"outcome: {analysis.get('phase', '?')}"
-    if analysis.get("still_on_plateau"):
-        outcome += " (still on plateau)"
-    return f"{title} — {outcome}" if title else outcome
+    v = analysis.get("verdict") or detect.verdict(analysis)
+    lines = [title] if title else []
+    lines.append(v["label"])
+    if v.get("outcome"):
+        lines.append(f"outcome class ({detect.OUTCOME_RULE}): {v['outcome']}")
+    return "\n".join(lines)
 
 
 def _no_data(ax) -> None:
@@ -140,7 +149,8 @@ def save_curves(records: list[dict], path: str | Path, *, title: str = "",
     generalization split is drawn in red and marked "(generalization)" in the legend.
     Memorization and generalization steps (from `events`, else `analysis["events"]`) are marked
     with labelled dashed lines. With `analysis` (`grokscope.detect.analyze`), its phases are shaded
-    in the background and its outcome class is added to the title.
+    in the background (legend: their labels) and its verdict and outcome class are added to the
+    title.
     """
     from grokscope.report.runinfo import splits as record_splits
 
@@ -164,11 +174,11 @@ def save_curves(records: list[dict], path: str | Path, *, title: str = "",
     else:
         _no_data(ax_acc)
     if phase_handles:
-        ax_loss.legend(handles=phase_handles, loc="lower left", fontsize=8, title="phase",
-                       title_fontsize=8, ncol=len(phase_handles), framealpha=0.9)
+        ax_loss.legend(handles=phase_handles, loc="lower left", fontsize=7, title="phase",
+                       title_fontsize=8, ncol=min(2, len(phase_handles)), framealpha=0.9)
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title(_curves_title(title, analysis))
+    ax_acc.set_title(_curves_title(title, analysis), fontsize=9)
     ax_loss.set_ylabel("loss")
     ax_loss.set_xlabel("step")
     for ax in axes:

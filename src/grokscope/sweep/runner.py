@@ -3,12 +3,15 @@
     SWEEP/sweep.json          the spec, the resolved base config and the list of runs
     SWEEP/results.csv         one row per run (rebuilt from the run directories)
     SWEEP/runs/NAME/          a normal run directory per run (config.json, metrics.jsonl, ...)
+    SWEEP/.lock               held (flock) by the one process training the sweep: PID and host
 
 A run trains into a hidden `runs/.partial.HOST.PID.NAME/` and is moved to `runs/NAME/` with one
 `os.replace` once it has finished (status completed or diverged), so `runs/NAME/` only ever holds a
 finished run. Running the same sweep again skips finished runs; partial directories whose process
 is gone are removed and their runs trained again from the start. Two processes training the same
-run is harmless: the first to finish publishes it, the other discards its copy.
+run is harmless: the first to finish publishes it, the other discards its copy. Two sweeps into one
+folder at once are not: `run_sweep` holds SWEEP/.lock while it trains (`sweep_lock`), and a second
+one fails at once naming the holder. Reading a sweep (`collect`, show, report) takes no lock.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import wait
 from dataclasses import dataclass, field
@@ -28,7 +32,9 @@ from typing import Any
 
 from grokscope.config import to_dict
 from grokscope.errors import ConfigError
-from grokscope.sweep.spec import SweepRun, SweepSpec, value_text
+from grokscope.sweep.executors import LocalExecutor
+from grokscope.sweep.spec import MAX_RUNS, SweepRun, SweepSpec, value_text
+from grokscope.tracking.lock import LOCK_NAME, RunLock
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 
 SWEEP_FORMAT = 1
@@ -40,6 +46,8 @@ RESULT_COLUMNS = ("seed", "status", "outcome", "memorized_step", "generalized_st
 VOLATILE_COLUMNS = ("wall_seconds", "run_dir")
 """Columns that differ between identical sweeps (timing, paths)."""
 _EXECUTOR_DIRS = ("slurm",)  # submitit's job files, created with the executor before sweep.json
+_NOT_CONTENT = (*_EXECUTOR_DIRS, LOCK_NAME)  # a directory holding only these is still empty
+_GRACE_S = 30.0  # after Ctrl-C, how long to wait for local workers to end their interrupted runs
 
 
 # ------------------------------------------------------------------------------------ one job
@@ -62,9 +70,12 @@ def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dic
 
     With `vectorize`, runs that `grokscope.training.ensemble.can_ensemble` accepts train together as
     one ensemble; otherwise one after the other. Returns one record per run: name, status,
-    outcome, generalized_step, wall_seconds, error (a one-line message or None), skipped."""
+    outcome, generalized_step, wall_seconds, error (a one-line message or None), skipped. Once a
+    run of this process was interrupted (Ctrl-C, SIGTERM), its later runs are not started: they
+    come back 'interrupted' at once."""
     from grokscope.config import from_dict
 
+    _catch_sigint()
     records, todo = [], []
     for cfg_dict, out in items:
         out = Path(out)
@@ -72,12 +83,48 @@ def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dic
             records.append({**_record(out), "skipped": True})
         else:
             todo.append((from_dict(cfg_dict), out))
+    if _stop.is_set():
+        return records + [_not_started(out) for _, out in todo]
     if vectorize and len(todo) > 1:
         from grokscope.training.ensemble import can_ensemble
 
         if can_ensemble([c for c, _ in todo]) is None:
-            return records + _train_together(todo)
-    return records + [_train_one(cfg, out) for cfg, out in todo]
+            return records + [_noted(r) for r in _train_together(todo)]
+    for cfg, out in todo:
+        records.append(_not_started(out) if _stop.is_set() else _noted(_train_one(cfg, out)))
+    return records
+
+
+_stop = threading.Event()
+"""Set in a process once one of its runs was interrupted, or Ctrl-C reached a pool worker between
+runs: it starts no more runs (the sweep's own process clears it when a sweep starts)."""
+
+
+def _noted(rec: dict) -> dict:
+    if rec.get("status") == "interrupted":
+        _stop.set()
+    return rec
+
+
+def _not_started(out: Path) -> dict:
+    return {"run": out.name, "status": "interrupted", "error": None, "skipped": False}
+
+
+def _on_sigint(signum, frame) -> None:
+    _stop.set()
+
+
+def _catch_sigint() -> None:
+    """In a local pool worker, Ctrl-C outside a run (waiting for a job, between runs) stops its
+    later runs instead of killing the worker with a traceback; during a run, training's own
+    handler stops the run (and restores this one)."""
+    import multiprocessing
+    import signal
+
+    if multiprocessing.parent_process() is None or threading.current_thread() is not threading.main_thread():
+        return  # the sweep's own process, or a Ray/Slurm worker: signals as they are
+    if signal.getsignal(signal.SIGINT) is not _on_sigint:
+        signal.signal(signal.SIGINT, _on_sigint)
 
 
 def _train_one(cfg, out: Path) -> dict:
@@ -200,7 +247,7 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
     there must have exactly the configs the spec gives them now."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"out: {str(path)!r} is a file; give a directory for the sweep")
-    if not path.is_dir() or all(p.name in _EXECUTOR_DIRS for p in path.iterdir()):
+    if not path.is_dir() or all(p.name in _NOT_CONTENT for p in path.iterdir()):
         return
     if not (path / "sweep.json").is_file():
         raise ConfigError(f"out: {str(path)!r} exists and is not a sweep directory (no sweep.json); "
@@ -221,16 +268,43 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
                                   "use a new --out for a different sweep")
 
 
+def sweep_lock(path: str | os.PathLike, log: Callable[[str], None] = print) -> RunLock:
+    """The lock of a sweep directory, taken: ConfigError naming the holder when another process
+    trains into it. A lock left by a process that died is taken over (the kernel dropped its flock)."""
+    lock = RunLock(path, what="sweep").acquire()
+    h = lock.taken_over
+    if h:
+        log(f"sweep: took over the lock of pid {h.get('pid', '?')} on host {h.get('host', '?')}, "
+            "which ended without releasing it")
+    return lock
+
+
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, executor, *, pack: int = 1,
-              vectorize: bool = False, log: Callable[[str], None] = print) -> SweepResult:
+              vectorize: bool = False, log: Callable[[str], None] = print,
+              runs: list[SweepRun] | None = None, max_runs: int | None = MAX_RUNS,
+              lock: bool = True) -> SweepResult:
     """Train every run of `spec` not yet finished under `out` with `executor`, `pack` runs per job.
 
-    Checks everything before writing; writes sweep.json, then results.csv after every job."""
+    Checks everything before writing (a sweep of more than `max_runs` runs is refused; `runs`:
+    `spec.expand()` done already); holds OUT/.lock while it writes (`lock=False`: the caller holds
+    it); writes sweep.json, then results.csv after every job."""
     if pack < 1:
         raise ConfigError(f"pack: must be >= 1, got {pack}")
     path = Path(out).resolve()
-    runs = spec.expand()
+    runs = spec.expand(max_runs=max_runs) if runs is None else runs
     check_out(path, runs)
+    held = sweep_lock(path, log) if lock else None
+    try:
+        return _run_sweep(spec, path, executor, runs, pack=pack, vectorize=vectorize, log=log)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _run_sweep(spec: SweepSpec, path: Path, executor, runs: list[SweepRun], *, pack: int,
+               vectorize: bool, log: Callable[[str], None]) -> SweepResult:
+    check_out(path, runs)  # again, under the lock: another sweep may have written before it ended
+    _stop.clear()
     todo = [r for r in runs if not is_finished(path / "runs" / r.name)]
     (path / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / "sweep.json", sweep_json(spec, runs))
@@ -243,6 +317,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, executor, *, pack: int = 
     lock, done = threading.Lock(), [0]
 
     def finished(future, names: list[str]) -> None:
+        if future.cancelled() and result.interrupted:  # dropped after Ctrl-C unstarted: runs stay pending
+            return
         try:
             records = future.result()
         except BaseException as e:  # the job itself died (worker lost beyond retries, cancelled, ...)
@@ -273,10 +349,20 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, executor, *, pack: int = 
     except KeyboardInterrupt:
         result.interrupted = True
         executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(executor, LocalExecutor):  # its workers got the Ctrl-C too: they end at once
+            _settle(futures, _GRACE_S)
     with lock:
         write_results(path)
     clean_partials(path / "runs")
     return result
+
+
+def _settle(futures: list, timeout: float) -> None:
+    """Wait until every future has finished or was cancelled (`wait` never counts a future that
+    was cancelled before it started), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _log_record(log, rec: dict, i: int, n: int) -> None:
@@ -342,8 +428,9 @@ def collect(path: str | os.PathLike, gap: int | None = None) -> tuple[dict, list
                 from grokscope import detect
                 from grokscope.tracking.rundir import read_jsonl
 
-                analysis = detect.analyze(read_jsonl(RunDir(d).metrics), gap,
-                                          split=s.get("generalization_split", "test"))
+                split = s.get("generalization_split", "test")
+                analysis = detect.analyze(read_jsonl(RunDir(d).metrics), gap, split=split,
+                                          n_eval=detect.eval_size(s, split))
                 s = {**s, "events": analysis["events"], "phase": analysis["phase"]}
             ev, final = s.get("events") or {}, s.get("final") or {}
             row.update(status=s.get("status"), outcome=s.get("phase"), steps_done=s.get("steps_done"),

@@ -121,7 +121,7 @@ class RunWriter:
             rd.latest.unlink(missing_ok=True)
             RunDir.checksum_path(rd.latest).unlink(missing_ok=True)
         split = self.base.get("generalization_split", "test")
-        analysis = detect.analyze(records, split=split)
+        analysis = detect.analyze(records, split=split, n_eval=detect.eval_size(self.base, split))
         last = records[-1] if records else {}
         final = {k: last.get(k) for k in FINAL_KEYS}
         for name in self.base.get("splits", []):
@@ -130,7 +130,7 @@ class RunWriter:
         summary = {**self.base, "status": status, "stop_reason": reason, "wall_seconds": wall,
                    "steps_done": steps_done, "final": final, "events": analysis["events"],
                    "phase": analysis["phase"], "phases": analysis["phases"],
-                   "still_on_plateau": analysis["still_on_plateau"]}
+                   "still_on_plateau": analysis["still_on_plateau"], "verdict": analysis.get("verdict")}
         atomic_write_json(rd.summary, summary)
         self.tracker.finish(summary)
         if records and cfg.log.report:

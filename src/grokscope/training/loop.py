@@ -108,6 +108,7 @@ def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, re
 def run_info(task: Task, model: torch.nn.Module, device: torch.device, lineage: dict | None) -> dict:
     """The summary.json fields known before training: task, splits, parameters, device, lineage."""
     return {"task": task.meta, "splits": list(task.splits), "generalization_split": task.generalization_split,
+            "split_sizes": {name: len(s) for name, s in task.splits.items()},
             "measures": list(task.measure_names), "n_parameters": sum(p.numel() for p in model.parameters()),
             "device": str(device),
             "lineage": lineage}

@@ -33,17 +33,20 @@ class Monitor:
         out = []
         step, train, test = r["step"], r["train_acc"], r[f"{self.split}_acc"]
         if "memorized" not in self.seen and train >= _MEMORIZED:
-            out.append(("memorized", f"memorized at step {step}: train acc {train:.3f}, test acc {test:.3f}"))
+            out.append(("memorized", f"memorized at step {step}: train acc {train:.3f} >= {_MEMORIZED}, "
+                                     f"{self.split} acc {test:.3f}"))
         elif "memorized" in self.seen and "rising" not in self.seen and self._plateau:
             level = statistics.median(self._plateau)
             self._above = self._above + 1 if test >= level + _RISE_MARGIN else 0
             if self._above >= 2:
-                out.append(("rising", f"test accuracy rising at step {step}: {test:.3f} "
-                                      f"(plateau {level:.3f})"))
+                out.append(("rising", f"{self.split} accuracy rising at step {step}: {test:.3f} "
+                                      f"(plateau {level:.3f} + {_RISE_MARGIN}; not generalized "
+                                      f"until >= {_GENERALIZED})"))
         if "memorized" in self.seen or out:
             self._plateau.append(test)
         if "generalized" not in self.seen and test >= _GENERALIZED:
-            out.append(("generalized", f"generalized at step {step}: test acc {test:.3f}"))
+            out.append(("generalized", f"generalized at step {step}: {self.split} acc {test:.4f} "
+                                       f">= {_GENERALIZED} (live, unsmoothed)"))
         for name, _ in out:
             self.seen[name] = step
         if test >= _GENERALIZED:
