@@ -42,7 +42,7 @@ def _reference(spec: SweepSpec) -> list[tuple[str, dict, dict, int]]:
         for seed in seeds:
             name = run_name(labels, texts, seed)
             cfg = validate(replace(cell, seed=seed, name=f"{base.name}-{name}" if base.name else name))
-            values = {f: spec_mod._value(f, t, cell) for f, t in texts.items()}
+            values = {f: spec_mod.typed_value(f, t, cell) for f, t in texts.items()}
             out.append((name, to_dict(cfg), values, seed))
     return out
 

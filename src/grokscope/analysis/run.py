@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from grokscope.analysis.card import algorithm_card
 from grokscope.errors import ConfigError
 from grokscope.models import build_model
 from grokscope.tasks import task_from_config
+from grokscope.tracking.lock import RunLock
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
-from grokscope.training.checkpoint import load_checkpoint
+from grokscope.training.checkpoint import CheckpointError, load_checkpoint
 
 
 def _finite(v):
@@ -173,8 +175,27 @@ def analyze(
     if not ckpts:
         raise ConfigError(f"run: {str(run_dir)!r} has no checkpoints to analyse")
     an = _Analyzer(rd)
+    with RunLock(rd.path, "run"):  # one writer: not while the run trains, not two analyses at once
+        return _analyze(rd, an, ckpts, t0, figures=figures, report=report, rqi_every=rqi_every)
+
+
+def _skipped(error: Exception) -> None:
+    print(f"grokscope: skipped {str(error).removeprefix('checkpoint: ')}", file=sys.stderr)
+
+
+def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool, report: bool,
+             rqi_every: int) -> dict:
     with torch.no_grad():
-        final_state = an.load(ckpts[-1][1])
+        while True:  # the newest checkpoint that loads is the final one; corrupt ones are named
+            try:
+                final_state = an.load(ckpts[-1][1])
+                break
+            except CheckpointError as e:
+                _skipped(e)
+                ckpts = ckpts[:-1]
+                if not ckpts:
+                    raise ConfigError(f"run: {str(rd.path)!r} has no readable checkpoint to "
+                                      "analyse") from None
         final_table = an.logits()  # the final checkpoint's forward pass serves the keys and its record
         keys, key_source = an.key_frequencies(final_table[0])
         records, arrays = [], {}
@@ -182,7 +203,11 @@ def analyze(
             last = i == len(ckpts) - 1
             if last:  # the model ends on the final weights (details and figures read it)
                 an.model.load_state_dict(final_state)
-            state = final_state if last else an.load(path)
+            try:
+                state = final_state if last else an.load(path)
+            except CheckpointError as e:
+                _skipped(e)
+                continue
             rec, arr = an.measure(step, state, keys, rqi=last or i % rqi_every == 0,
                                   table=final_table if last else None)
             records.append(rec)

@@ -16,8 +16,6 @@ one fails at once naming the holder. Reading a sweep (`collect`, show, report) t
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -33,36 +31,28 @@ from typing import Any
 from grokscope.config import to_dict
 from grokscope.errors import ConfigError
 from grokscope.sweep.executors import LocalExecutor
-from grokscope.sweep.spec import MAX_RUNS, SweepRun, SweepSpec, value_text
+from grokscope.sweep.results import (  # noqa: F401  (re-exported: the results of a sweep)
+    FINISHED,
+    RESULT_COLUMNS,
+    VOLATILE_COLUMNS,
+    collect,
+    is_finished,
+    read_results,
+    read_sweep,
+    run_status,
+    write_results,
+)
+from grokscope.sweep.spec import MAX_RUNS, SweepRun, SweepSpec
 from grokscope.tracking.lock import LOCK_NAME, RunLock
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 
 SWEEP_FORMAT = 1
-FINISHED = ("completed", "diverged")
-RESULT_COLUMNS = ("seed", "status", "outcome", "memorized_step", "generalized_step", "delay_ratio",
-                  "final_train_acc", "final_test_acc", "final_train_loss", "final_test_loss",
-                  "steps_done", "wall_seconds", "run_dir")
-"""Columns of results.csv after `run` and the axis fields."""
-VOLATILE_COLUMNS = ("wall_seconds", "run_dir")
-"""Columns that differ between identical sweeps (timing, paths)."""
 _EXECUTOR_DIRS = ("slurm",)  # submitit's job files, created with the executor before sweep.json
 _NOT_CONTENT = (*_EXECUTOR_DIRS, LOCK_NAME)  # a directory holding only these is still empty
 _GRACE_S = 30.0  # after Ctrl-C, how long to wait for local workers to end their interrupted runs
 
 
 # ------------------------------------------------------------------------------------ one job
-
-
-def run_status(path: str | os.PathLike) -> str | None:
-    """The status in PATH/summary.json, or None when there is none (yet)."""
-    try:
-        return json.loads(RunDir(path).summary.read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def is_finished(path: str | os.PathLike) -> bool:
-    return run_status(path) in FINISHED
 
 
 def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dict]:
@@ -397,68 +387,3 @@ def _leaves(d: dict, prefix: str = "") -> dict:
     for k, v in d.items():
         out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
     return out
-
-
-# ------------------------------------------------------------------------------- the results
-
-
-def read_sweep(path: str | os.PathLike) -> dict:
-    """sweep.json of a sweep directory (ConfigError when there is none)."""
-    f = Path(path) / "sweep.json"
-    if not f.is_file():
-        raise ConfigError(f"sweep: {str(path)!r} is not a sweep directory (no sweep.json)")
-    return json.loads(f.read_text())
-
-
-def collect(path: str | os.PathLike, gap: int | None = None) -> tuple[dict, list[dict]]:
-    """(sweep.json, one row per run) read from the run directories; unfinished runs have status
-    'pending' and None in the result columns. Events and outcome come from each summary.json, or
-    with `gap` are recomputed from metrics.jsonl by `detect.analyze(records, gap)`."""
-    path = Path(path)
-    meta = read_sweep(path)
-    rows = []
-    for r in meta["runs"]:
-        d = path / "runs" / r["name"]
-        row: dict[str, Any] = {"run": r["name"], **r["values"]}
-        row.update(dict.fromkeys(RESULT_COLUMNS))
-        row.update(seed=r["seed"], status="pending", run_dir=f"runs/{r['name']}")
-        if is_finished(d):
-            s = json.loads(RunDir(d).summary.read_text())
-            if gap is not None:
-                from grokscope import detect
-                from grokscope.tracking.rundir import read_jsonl
-
-                split = s.get("generalization_split", "test")
-                analysis = detect.analyze(read_jsonl(RunDir(d).metrics), gap, split=split,
-                                          n_eval=detect.eval_size(s, split))
-                s = {**s, "events": analysis["events"], "phase": analysis["phase"]}
-            ev, final = s.get("events") or {}, s.get("final") or {}
-            row.update(status=s.get("status"), outcome=s.get("phase"), steps_done=s.get("steps_done"),
-                       wall_seconds=s.get("wall_seconds"),
-                       **{k: ev.get(k) for k in ("memorized_step", "generalized_step", "delay_ratio")},
-                       **{f"final_{k}": final.get(k) for k in ("train_acc", "test_acc", "train_loss",
-                                                               "test_loss")})
-        rows.append(row)
-    return meta, rows
-
-
-def write_results(path: str | os.PathLike) -> Path:
-    """Rebuild SWEEP/results.csv from the run directories (atomic write); returns its path."""
-    path = Path(path)
-    meta, rows = collect(path)
-    columns = ["run", *meta["axes"], *RESULT_COLUMNS]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow(["" if row.get(c) is None and c not in meta["axes"] else
-                    value_text(row.get(c)) if c in meta["axes"] else row[c] for c in columns])
-    out = path / "results.csv"
-    atomic_write_text(out, buf.getvalue())
-    return out
-
-
-def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
-    """results.csv as a list of {column: text} rows."""
-    with open(Path(path) / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
