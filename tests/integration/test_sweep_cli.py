@@ -338,3 +338,11 @@ def test_ctrl_c_while_workers_train_is_one_line_and_no_traceback(tmp_path):
     assert stdout.count("  interrupted") >= 2 and "  completed" not in stdout
     assert _published(out / "runs") == set() and _hidden(out / "runs") == []
     assert (out / ".lock").read_text() == ""
+
+
+def test_empty_out_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "sweep", "--axis", "optim.weight_decay=0,1", "--out", "")
+    assert code == 2 and err.strip() == ("grokscope: error: out: must be a directory path, got '' (an empty "
+                                         "path would mean the current directory)")
+    assert not any(tmp_path.iterdir())

@@ -90,6 +90,9 @@ def _sweep(parsed: Parsed) -> int:
     max_runs = int_option(c.max_runs, "max_runs", 1) or MAX_RUNS
     if c.out is None:
         raise UsageError("out: give the sweep directory with --out DIR (the same DIR resumes the sweep)")
+    if not c.out.strip():
+        raise UsageError("out: must be a directory path, got '' (an empty path would mean the current "
+                         "directory)")
     spec = sweep_spec(parsed)
     path = Path(c.out).resolve()
     log = (lambda m: None) if c.quiet else (lambda m: print(m, flush=True))
