@@ -237,7 +237,7 @@ def _algorithm(rd: RunDir) -> dict | None:
         steps = an.get("steps") or []
         figures = [figure(rd.path / f["file"], f["id"], f["caption"])
                    for f in an.get("figures", []) if (rd.path / f["file"]).is_file()]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return {"error": True}
     span = f"{len(steps)} checkpoints, steps {steps[0]:,}–{steps[-1]:,}" if steps else "no checkpoints"
     return {"error": False, "claim": str(card.get("claim")), "headline": card.get("headline", ""),

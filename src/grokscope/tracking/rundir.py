@@ -84,9 +84,11 @@ def read_json(path: Path) -> Any:
     from grokscope.errors import ConfigError
 
     path = Path(path)
-    text = path.read_text()
+    data = path.read_bytes()
     try:
-        return json.loads(text)
+        return json.loads(data.decode())
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"file: {str(path)!r} is not valid JSON (byte {e.start}: not UTF-8)") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"file: {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: "
                           f"{e.msg})") from None
@@ -98,11 +100,13 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            record = json.loads(line.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # a torn or damaged line: skipped
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint: {name!r} fails its checksum ({len(data)} bytes, "
                               f"{meta.get('bytes', '?')} written): corrupt")
     try:
-        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about plain pickles before refusing them
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"checkpoint: {name!r} is not a weights-only checkpoint; not loaded "
                               "(loading it could run code)") from None
@@ -81,9 +84,10 @@ def newest_good(rd: RunDir, *, include_latest: bool = True, map_location: str | 
     line per newer checkpoint that did not. ConfigError when none loads."""
     skipped: list[str] = []
     ckpts = rd.list_checkpoints(include_latest=include_latest)
-    for step, path in reversed(ckpts):
+    for _listed, path in reversed(ckpts):
         try:
-            return step, path, load_checkpoint(path, map_location), skipped
+            state = load_checkpoint(path, map_location)
+            return int(state["step"]), path, state, skipped  # the verified file's step, not a listing's
         except CheckpointError as e:
             skipped.append(str(e))
     if not ckpts:
