@@ -171,6 +171,14 @@ class TrainConfig:
     """Evaluate every this many steps (besides the dense-early log-spaced evaluations)."""
     eval_per_decade: int = 20
     """Log-spaced evaluations per decade of steps (dense early: with 20, every step up to 11)."""
+    eval_refine: float = 0.05
+    """Adaptive evaluation: while an accuracy (any split) changes by more than this between two
+    evaluations, evaluate sooner, so each interval moves about this much; back to the base schedule
+    on a plateau. 0 turns it off. Events are dated to the interval before them (summary.json)."""
+    eval_budget: float = 0.04
+    """At most this share of the training compute goes to evaluations (counted from the split
+    sizes: evaluating n examples costs n/3 training examples); evaluations of the schedule wait for
+    budget (step 0 and the last step never do). 0: no cap."""
     checkpoint_per_decade: int = 4
     """Log-spaced checkpoints per decade of steps; the last step is always checkpointed."""
     checkpoint_every: int | None = None

@@ -91,6 +91,13 @@ def fmt_acc(v: float | None) -> str:
     return f"{math.floor(v * 10**digits + 1e-9) / 10**digits:.{digits}f}"
 
 
+def dated(step: int | None, resolution: int | None) -> str:
+    """'2,700 (to within 50 steps)': an event's step with its dating resolution; '-' for None."""
+    if step is None:
+        return "-"
+    return f"{step:,}" + (f" (to within {resolution:,} steps)" if resolution else "")
+
+
 def eval_size(summary: dict | None, split: str = "test") -> int | None:
     """Number of examples of the generalization split `split`, from a summary.json: its
     `split_sizes[split]`, else (for 'test') `task.n_test`; None when unknown."""
@@ -110,7 +117,9 @@ def analyze(records: list[dict], gap: int = DEFAULT_GAP, split: str = "test",
 
     Returns {"events", "phase", "phases", "still_on_plateau", "verdict"}:
     - events: train/test crossings of 0.5/0.9/0.95/0.99 ({"train_0.9": step, ...}),
-      memorized_step (train 0.99), generalized_step (test 0.99), delay (steps), delay_ratio,
+      memorized_step (train 0.99), generalized_step (test 0.99), memorized_resolution /
+      generalized_resolution (steps from the evaluation before that step: the crossing lies in
+      between), delay (steps), delay_ratio,
       delay_ratio_0.95 (test_0.95 / memorized_step), sharpness (steps for test accuracy to go
       from 10% to 90% of its rise after memorization), rise_start / rise_end (those two steps);
       test_0.95_after_memorized / converged_step (first step at or after memorization with test
@@ -142,6 +151,9 @@ def analyze(records: list[dict], gap: int = DEFAULT_GAP, split: str = "test",
         events[f"test_{t}"] = crossing(tsteps, test, t)
     mem, gen = events["train_0.99"], events["test_0.99"]
     events["memorized_step"], events["generalized_step"] = mem, gen
+    # the crossing lies in (previous evaluation, step]: its dating resolution in steps
+    events["memorized_resolution"], events["generalized_resolution"] = _gap_before(steps, mem), \
+        _gap_before(tsteps, gen)
     events["delay"] = gen - mem if mem is not None and gen is not None else None
     events["delay_ratio"] = gen / mem if mem and gen is not None else None
     t95 = events["test_0.95"]
@@ -175,6 +187,14 @@ def analyze(records: list[dict], gap: int = DEFAULT_GAP, split: str = "test",
     out["verdict"] = verdict(out, split=split, gap=gap)
     out["still_on_plateau"] = out["verdict"]["state"] == "plateau"
     return out
+
+
+def _gap_before(steps: list[int], step: int | None) -> int | None:
+    """Steps between `step` and the evaluation before it (0 for the first one); None for None."""
+    if step is None:
+        return None
+    i = steps.index(step)
+    return step - steps[i - 1] if i else 0
 
 
 def _r(v: float | None) -> float | None:

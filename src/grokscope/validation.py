@@ -66,6 +66,8 @@ def validate(cfg):
            "must be >= 1 or None (full batch)", tr.batch_size)
     _check(tr.eval_every >= 1, "train.eval_every", "must be >= 1", tr.eval_every)
     _check(tr.eval_per_decade >= 0, "train.eval_per_decade", "must be >= 0", tr.eval_per_decade)
+    _check(0 <= tr.eval_refine < 1, "train.eval_refine", "must be in [0, 1)", tr.eval_refine)
+    _check(0 <= tr.eval_budget < 1, "train.eval_budget", "must be in [0, 1)", tr.eval_budget)
     _check(tr.checkpoint_per_decade >= 0, "train.checkpoint_per_decade", "must be >= 0",
            tr.checkpoint_per_decade)
     _check(tr.checkpoint_every is None or tr.checkpoint_every >= 1, "train.checkpoint_every",

@@ -228,7 +228,7 @@ def test_show_of_a_plugin_run_with_extra_splits(tmp_path, capsys):
     assert rows["task"] == "not_installed (k=3)"
     assert [k for k in rows if k.endswith("acc / loss")] == ["train acc / loss", "test acc / loss",
                                                              "test_ood acc / loss"]
-    assert rows["generalization"] == "test_ood" and rows["generalized step"] == "301"
+    assert rows["generalization"] == "test_ood" and rows["generalized step"] == "301 (to within 10 steps)"
     assert rows["outcome"] == "comprehension"  # within detect's default gap of train's step
     code, out, err = run_cli(capsys, "show", str(run), "--gap", "100")
     assert code == 0 and "grokking" in out, err

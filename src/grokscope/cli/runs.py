@@ -72,8 +72,8 @@ def cmd_show(parsed: Parsed) -> int:
         ("verdict", verdict["label"]),
         ("events", f"memorized: train acc >= {detect.MEMORIZED_ACC}; generalized: {split} acc >= "
                    f"{detect.GENERALIZED_ACC} (smoothed, running median of 5)"),
-        ("memorized step", _fmt(ev["memorized_step"])),
-        ("generalized step", _fmt(ev["generalized_step"])),
+        ("memorized step", detect.dated(ev["memorized_step"], ev.get("memorized_resolution"))),
+        ("generalized step", detect.dated(ev["generalized_step"], ev.get("generalized_resolution"))),
         (f"{split} errors", verdict["errors_label"] or f"- (size of {split} unknown)"),
         ("delay ratio", _fmt(ev["delay_ratio"]) + (f" ({_fmt(ratio95)} at {split} acc {detect.GROKKED_ACC})"
                                                    if ratio95 is not None else "")),

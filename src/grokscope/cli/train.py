@@ -44,11 +44,14 @@ def print_result(result) -> int:
     if split != "test":
         line += f", {split} acc {_acc(final.get(f'{split}_acc'))}"
     print(line)
-    mem, gen = ev.get("memorized_step"), ev.get("generalized_step")
-    print("events:  " + (f"memorized at step {mem:,}" if mem is not None else "not memorized")
-          + (f", generalized at step {gen:,}" if gen is not None else ", not generalized")
-          + ("" if split == "test" else f" ({split})"))
     from grokscope import detect
+
+    mem, gen = ev.get("memorized_step"), ev.get("generalized_step")
+    mem_at = detect.dated(mem, ev.get("memorized_resolution"))
+    gen_at = detect.dated(gen, ev.get("generalized_resolution"))
+    print("events:  " + (f"memorized at step {mem_at}" if mem is not None else "not memorized")
+          + (f", generalized at step {gen_at}" if gen is not None else ", not generalized")
+          + ("" if split == "test" else f" ({split})"))
 
     v = s.get("verdict") or (detect.verdict(s, split) if s.get("events") else {})
     print(f"verdict: {v.get('label') or '-'}")

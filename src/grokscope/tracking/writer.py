@@ -113,9 +113,10 @@ class RunWriter:
         self.tracker.event(name, step, message)
 
     def finish(self, records: list[dict], *, status: str, reason: str | None, steps_done: int,
-               wall: float) -> dict:
+               wall: float, timing: dict | None = None) -> dict:
         """Write summary.json once with the final status, events and phases on the generalization
-        split; then the report (or the curves figure). Returns the summary."""
+        split; then the report (or the curves figure). `timing`: this session's seconds in total,
+        in evaluations and in checkpoints. Returns the summary."""
         rd, cfg = self.rd, self.cfg
         if status == "diverged":  # a timed latest.pt may hold the diverging weights
             rd.latest.unlink(missing_ok=True)
@@ -128,7 +129,7 @@ class RunWriter:
             for metric in ("acc", "loss"):
                 final.setdefault(f"{name}_{metric}", last.get(f"{name}_{metric}"))
         summary = {**self.base, "status": status, "stop_reason": reason, "wall_seconds": wall,
-                   "steps_done": steps_done, "final": final, "events": analysis["events"],
+                   "steps_done": steps_done, "timing": timing, "final": final, "events": analysis["events"],
                    "phase": analysis["phase"], "phases": analysis["phases"],
                    "still_on_plateau": analysis["still_on_plateau"], "verdict": analysis.get("verdict")}
         atomic_write_json(rd.summary, summary)

@@ -24,7 +24,7 @@ import torch
 from grokscope.config import TrainConfig
 from grokscope.tracking.writer import RunWriter
 from grokscope.training.monitor import Monitor
-from grokscope.training.schedules import StepSchedule
+from grokscope.training.schedules import EvalSchedule, StepSchedule
 
 Announce = "Callable[[int, str, str], None]"
 
@@ -52,6 +52,9 @@ class Stepper(Protocol):
         """One update of every member; returns the (K,) training losses seen by it. A stepper may
         skip the update of a member whose loss is not finite (the engine ends that member)."""
 
+    eval_cost: float
+    """Compute of one evaluation in training steps (the evaluation budget's unit; 1 if absent)."""
+
     def evaluate(self) -> list[dict]:
         """Per member: the metric record of this step without 'step' and 'elapsed'
         ({split}_loss/{split}_acc of every split, weight_norm, lr, softmax_collapse, ...)."""
@@ -75,6 +78,9 @@ class Member:
     status: str | None = None  # None while training
     reason: str | None = None
     summary: dict | None = None
+    evals: EvalSchedule | None = None  # this member's evaluation steps (set by the engine)
+    eval_seconds: float = 0.0  # this session's time in evaluations (shared ones count in full)
+    checkpoint_seconds: float = 0.0  # and in writing checkpoints
 
 
 def show_progress(cfg, progress: bool | None) -> bool:
@@ -135,7 +141,11 @@ def bar_text(record: dict, split: str) -> str:
 def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show: bool, desc: str,
                check_finite: bool) -> list[RunResult]:
     """Train every member of `stepper` to the budget (or its stop rule); returns their results."""
-    evals = StepSchedule(tr.steps, tr.eval_per_decade, tr.eval_every)
+    for m in members:  # replaying the records of a resumed run restores the adaptive schedule
+        m.evals = EvalSchedule(tr.steps, tr.eval_per_decade, tr.eval_every, tr.eval_refine, tr.eval_budget,
+                               getattr(stepper, "eval_cost", 1.0))
+        for r in m.records:
+            m.evals.observe(r)
     ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
     bar = progress_bar(tr.steps, stepper.step, show, desc)
     for m in members:
@@ -155,23 +165,36 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
         r = {"step": stepper.step, **stats, "elapsed": elapsed(i)}
         m.writer.log(r)
         m.records.append(r)
+        m.evals.observe(r)
         for name, message in m.monitor.update(r):
             announce(i, name, message)
         if len(members) == 1:
             bar.set_postfix_str(bar_text(r, m.monitor.split), refresh=False)
         return r
 
+    def evaluate() -> list[dict]:
+        t = time.perf_counter()
+        stats = stepper.evaluate()
+        for i in active():
+            members[i].eval_seconds += time.perf_counter() - t
+        return stats
+
     def save(i: int, path: Path) -> None:
+        t = time.perf_counter()
         stepper.save(i, path, elapsed(i))
+        members[i].checkpoint_seconds += time.perf_counter() - t
 
     def end(i: int, status: str, reason: str | None, steps_done: int | None = None) -> None:
         m = members[i]
         m.status, m.reason = status, reason
+        timing = {"session_seconds": time.perf_counter() - t0, "eval_seconds": m.eval_seconds,
+                  "checkpoint_seconds": m.checkpoint_seconds}
         m.summary = m.writer.finish(m.records, status=status, reason=reason, wall=elapsed(i),
-                                    steps_done=stepper.step if steps_done is None else steps_done)
+                                    steps_done=stepper.step if steps_done is None else steps_done,
+                                    timing=timing)
 
     if stepper.step == 0:
-        for i, stats in enumerate(stepper.evaluate()):
+        for i, stats in enumerate(evaluate()):
             record(i, stats)
             save(i, members[i].writer.rd.checkpoint_path(0))
     last_save = time.perf_counter()
@@ -193,9 +216,10 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
                         if not finite[i]:
                             end(i, "diverged", f"non-finite training loss at step {before + 1}", before)
                 step = stepper.step
-                if step in evals:
-                    stats = stepper.evaluate()
-                    for i in active():
+                due = [i for i in active() if step in members[i].evals]
+                if due:  # every member is evaluated; those whose schedule has this step log it
+                    stats = evaluate()
+                    for i in due:
                         r = record(i, stats[i])
                         if not (math.isfinite(r["train_loss"]) and math.isfinite(r["weight_norm"])):
                             end(i, "diverged", f"non-finite loss or weights at step {step}")
@@ -203,7 +227,7 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
                             stepper.after_eval(i, r, announce)
                 stops = {i: s for i in active() if (s := members[i].monitor.stop_reason(step)) is not None}
                 if any(members[i].records[-1]["step"] != step for i in stops):
-                    stats = stepper.evaluate()
+                    stats = evaluate()
                     for i in stops:
                         if members[i].records[-1]["step"] != step:
                             record(i, stats[i])

@@ -146,6 +146,9 @@ class Ensemble:
         self.step = 0
         self.lrs = [lr_at(c.optim, 0, c.train.steps) for c in configs]
         self._measures = [type(t).measures is not Task.measures for t in self.tasks]
+        from grokscope.training.loop import eval_cost
+
+        self.eval_cost = eval_cost(configs[0], self.tasks[0], self.modules[0])  # as each member's single run
 
     def _forward(self, params: dict, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """params name -> (k, ...); inputs (n, ...) for every model if shared, else (k, n, ...) ->

@@ -28,7 +28,9 @@ from grokscope.training.common import (
     default_out,
     evaluate,
     evaluate_stats,
+    output_totals,
     resolve_device,
+    stats_of,
     weight_norm,
 )
 from grokscope.training.engine import Member, RunResult, run_engine, show_progress
@@ -159,6 +161,9 @@ class SingleStepper:
         self.dropout = cfg.model.dropout
         self.step = 0
         self.lr = lr_at(cfg.optim, 0, tr.steps)
+        self._same_modes = same_in_train_and_eval(self.model)
+        self.eval_cost = eval_cost(cfg, self.task, self.model)
+        self._pending: tuple[int, torch.Tensor] | None = None  # (step, train-split forward kept for it)
 
     # ------------------------------------------------------------------------------ batches
     def _new_sampler(self) -> None:
@@ -186,13 +191,16 @@ class SingleStepper:
         if p != self.dropout:
             set_dropout(self.model, p)
             self.dropout = p
+            self._pending = None
         if self.curriculum is not None and tr.curriculum_advance == "steps":
             self._advance_curriculum(announce, None)
 
     def train_step(self) -> torch.Tensor:
         tr = self.cfg.train
         x, y, mask = self._batch()
-        loss = task_loss(self.model(x), y, tr.loss, tr.loss_dtype, self.task.output, mask)
+        pending, self._pending = self._pending, None
+        out = pending[1] if pending is not None and pending[0] == self.step else self.model(x)
+        loss = task_loss(out, y, tr.loss, tr.loss_dtype, self.task.output, mask)
         if self.device.type != "cpu" or torch.isfinite(loss):  # the engine ends a non-finite run
             self.update.zero_grad()
             loss.backward()
@@ -205,9 +213,15 @@ class SingleStepper:
         r: dict = {}
         collapse = 0.0
         for name, s in self.splits.items():
-            stats = evaluate_stats(self.model, s.inputs, s.targets, tr.loss, tr.loss_dtype,
-                                   output=task.output,
-                                   mask=s.mask, tolerance=task.tolerance)
+            if name == "train" and self._reuse_train_forward():
+                # the next step's full-batch forward is this evaluation's: run it once, keep its graph
+                out = self.model(s.inputs)
+                self._pending = (self.step, out)
+                stats = stats_of(output_totals(out, s.targets, tr.loss, tr.loss_dtype, output=task.output,
+                                               mask=s.mask, tolerance=task.tolerance), len(s))
+            else:
+                stats = evaluate_stats(self.model, s.inputs, s.targets, tr.loss, tr.loss_dtype,
+                                       output=task.output, mask=s.mask, tolerance=task.tolerance)
             r[f"{name}_loss"], r[f"{name}_acc"] = stats["loss"], stats["acc"]
             if name == "train":
                 collapse = stats["collapse"]
@@ -222,6 +236,12 @@ class SingleStepper:
                 _, r["stage_train_acc"] = evaluate(self.model, s.inputs[self.active], s.targets[self.active],
                                                    tr.loss, tr.loss_dtype)
         return [r]
+
+    def _reuse_train_forward(self) -> bool:
+        """The train split's evaluation is the next training forward: a full batch of every training
+        example, no curriculum, no dropout, and a model that acts the same in train and eval mode."""
+        return (self._same_modes and self.dropout == 0 and self.curriculum is None
+                and self.sampler.batch >= self.sampler.n and self.step < self.cfg.train.steps)
 
     def after_eval(self, i: int, record: dict, announce) -> None:
         if self.curriculum is not None and self.cfg.train.curriculum_advance == "accuracy":
@@ -252,6 +272,38 @@ class SingleStepper:
         torch.set_rng_state(state["extra"]["torch_rng"].cpu())
         self.step = state["step"]
         self.lr = lr_at(self.cfg.optim, max(self.step - 1, 0), self.cfg.train.steps)
+
+
+def eval_cost(cfg: RunConfig, task: Task, model: torch.nn.Module) -> float:
+    """One evaluation's compute in training steps, counted from the sizes: a forward pass over n
+    examples costs n/3 training examples (forward + backward ~ 3 forwards). The train split is free
+    when the step is full batch and its forward is the evaluation's (see SingleStepper)."""
+    tr = cfg.train
+    sizes = {name: len(s) for name, s in task.splits.items()}
+    batch = sizes["train"] if tr.batch_size is None else min(tr.batch_size, sizes["train"])
+    n = sum(sizes.values())
+    if (batch >= sizes["train"] and tr.curriculum == "none" and cfg.model.dropout == 0
+            and tr.dropout_schedule == "constant" and same_in_train_and_eval(model)):
+        n -= sizes["train"]
+    return n / (3 * max(1, batch))
+
+
+def same_in_train_and_eval(model: torch.nn.Module) -> bool:
+    """True when `model` computes the same in train and eval mode: only torch.nn and grokscope
+    modules, no batch norm, no dropout left on (p > 0). Unknown module classes count as different."""
+    for mod in model.modules():
+        kind = type(mod).__module__
+        if not (kind.startswith("torch.nn") or kind.startswith("grokscope.models")):
+            return False
+        if isinstance(mod, torch.nn.modules.batchnorm._NormBase):
+            return False
+        if isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.p > 0:
+            return False
+        if isinstance(mod, torch.nn.RNNBase) and mod.dropout > 0:
+            return False
+        if getattr(mod, "dropout_p", 0) > 0:
+            return False
+    return True
 
 
 def _init_from(model: torch.nn.Module, source: str) -> dict:
