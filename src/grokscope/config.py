@@ -118,6 +118,10 @@ class OptimConfig:
     decoupled for adamw, coupled otherwise; the saved config.json records the resolved mode."""
     decay_params: Literal["all", "matrices"] = "all"
     """Which parameters decay: all, or only matrices (>= 2-D: no biases, no LayerNorm)."""
+    fused: bool = False
+    """adam/adamw only: torch's fused kernel (about 5x faster optimizer step on one CPU thread,
+    benchmarks/throughput.py). Its rounding differs in the last bit, so a run is not bit-identical
+    to the unfused one; off by default so every preset reproduces its measured numbers."""
     orthograd: bool = False
     """Wrap the optimizer in ⊥Grad (Prieto et al. 2025): drop each gradient's component along its
     weights, rescaled to the original norm (adamw + orthograd = ⊥AdamW)."""

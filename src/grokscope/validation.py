@@ -57,6 +57,8 @@ def validate(cfg):
     _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or None", o.grad_clip)
     _check(0 <= o.grokfast_alpha < 1, "optim.grokfast_alpha", "must be in [0, 1)", o.grokfast_alpha)
     _check(o.grokfast_lamb >= 0, "optim.grokfast_lamb", "must be >= 0", o.grokfast_lamb)
+    _check(not o.fused or o.name in ("adam", "adamw"), "optim.fused", "needs optim.name adam or adamw",
+           f"{o.fused} with {o.name}")
     _check(o.grokfast_window >= 1, "optim.grokfast_window", "must be >= 1", o.grokfast_window)
     _check(o.norm_constraint is None or o.norm_constraint >= 0, "optim.norm_constraint",
            "must be >= 0 (0 = norm at init) or None", o.norm_constraint)

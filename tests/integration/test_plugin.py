@@ -175,9 +175,13 @@ def test_plugin_task_trains_as_a_vectorized_ensemble_like_single_runs(tmp_path, 
     for cfg, res in zip(cfgs, results):
         single = train(cfg, tmp_path / f"single{cfg.seed}")
         assert [r["step"] for r in res.metrics] == [r["step"] for r in single.metrics]
+        # the batched kernels sum in another order; by step 110 the overfitted test loss (~6.4) of this
+        # chaotic little run differs by 2.2e-4 relative on an AMD EPYC (before and after the
+        # evaluation rewrite alike), so losses get 1e-3; accuracies and norms stay at 1e-4
         for a, b in zip(res.metrics, single.metrics):
             for key in ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm"):
-                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (key, a["step"])
+                rel = 1e-3 if key.endswith("_loss") else 1e-4
+                assert a[key] == pytest.approx(b[key], rel=rel, abs=1e-5), (key, a["step"])
         assert res.summary["ensemble"] == {"members": 2, "index": cfg.seed}
 
 

@@ -104,8 +104,10 @@ def test_report_html_is_self_contained_and_complete(run):
     ev, analysis = result.summary["events"], detect.analyze(result.metrics)
     assert analysis["events"]["memorized_step"] == ev["memorized_step"] is not None
     assert analysis["events"]["generalized_step"] == ev["generalized_step"] is not None
-    assert _key_number(text, "memorized_step") == f"{ev['memorized_step']:,}"
-    assert _key_number(text, "generalized_step") == f"{ev['generalized_step']:,}"
+    assert _key_number(text, "memorized_step") == detect.dated(ev["memorized_step"], ev["memorized_resolution"])
+    assert _key_number(text, "generalized_step") == detect.dated(ev["generalized_step"],
+                                                                 ev["generalized_resolution"])
+    assert ev["generalized_resolution"] > 0
     assert _key_number(text, "outcome") == analysis["phase"]
     assert analysis["phase"] in ("grokking", "comprehension")  # depends on the gap (default 1000)
     assert _key_number(text, "status") == "completed"
@@ -230,7 +232,8 @@ def test_report_reads_the_generalization_split(tmp_path, monkeypatch):
     run = _write_run(tmp_path / "ood", records, _summary(
         generalization_split="test_ood", splits=["train", "test", "test_ood"], measures=["adv_acc"]))
     text = write_report(run).read_text()
-    assert _key_number(text, "generalized_step") == f"{on_ood['generalized_step']:,}"
+    assert _key_number(text, "generalized_step") == detect.dated(on_ood["generalized_step"],
+                                                                 on_ood["generalized_resolution"])
     assert _key_number(text, "generalization_split") == "test_ood"
     assert _key_number(text, "final_test_ood_acc") == f"{records[-1]['test_ood_acc']:.4f}"
     assert _key_number(text, "final_test_acc") == f"{records[-1]['test_acc']:.4f}"
@@ -258,7 +261,7 @@ def test_report_infers_splits_of_an_old_run(tmp_path, monkeypatch):
     assert drawn["curves.png"]["lines"] == ["train", "test (generalization)", "test_ood"] * 2
     assert "measures.png" not in drawn and 'id="fig-measures"' not in text
     ev = detect.analyze(records)["events"]
-    assert _key_number(text, "generalized_step") == f"{ev['generalized_step']:,}"
+    assert _key_number(text, "generalized_step") == detect.dated(ev["generalized_step"], ev["generalized_resolution"])
     assert "test accuracy reached 0.99 at step" in text
     assert _key_number(text, "generalization_split") == "test"
 

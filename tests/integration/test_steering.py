@@ -66,7 +66,7 @@ def test_norm_constraint_in_a_run(tmp_path):
 
 
 def test_dropout_schedules(tmp_path):
-    base = _cfg(100)
+    base = _cfg(100, train_={"eval_budget": 0})  # every 10 steps (dropout makes evaluations dearer)
     lin = replace(base, model=replace(base.model, dropout=0.2),
                   train=replace(base.train, dropout_schedule="linear", dropout_final=0.0))
     r = train(lin, tmp_path / "lin", progress=False)
@@ -85,7 +85,8 @@ def test_dropout_schedules(tmp_path):
 
 
 def test_curriculum_reveals_stages_and_resumes(tmp_path):
-    cur = {"curriculum": "max_operand", "curriculum_stages": 3, "curriculum_stage_steps": 60}
+    cur = {"curriculum": "max_operand", "curriculum_stages": 3, "curriculum_stage_steps": 60,
+           "eval_budget": 0}  # every 10 steps
     r = train(_cfg(240, train_=cur), tmp_path / "cur", progress=False)
     stages = {m["step"]: m["stage"] for m in r.metrics}
     assert stages[50] == 0 and stages[70] == 1 and stages[130] == 2 and stages[240] == 2

@@ -52,8 +52,9 @@ class Stepper(Protocol):
         """One update of every member; returns the (K,) training losses seen by it. A stepper may
         skip the update of a member whose loss is not finite (the engine ends that member)."""
 
-    eval_cost: float
-    """Compute of one evaluation in training steps (the evaluation budget's unit; 1 if absent)."""
+    eval_costs: list[float]
+    """Per member: compute of one evaluation in training steps (the evaluation budget's unit; 1 if
+    absent), as its single run counts it, so a member evaluates at its single run's steps."""
 
     def evaluate(self) -> list[dict]:
         """Per member: the metric record of this step without 'step' and 'elapsed'
@@ -141,9 +142,9 @@ def bar_text(record: dict, split: str) -> str:
 def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show: bool, desc: str,
                check_finite: bool) -> list[RunResult]:
     """Train every member of `stepper` to the budget (or its stop rule); returns their results."""
-    for m in members:  # replaying the records of a resumed run restores the adaptive schedule
-        m.evals = EvalSchedule(tr.steps, tr.eval_per_decade, tr.eval_every, tr.eval_refine, tr.eval_budget,
-                               getattr(stepper, "eval_cost", 1.0))
+    costs = getattr(stepper, "eval_costs", None) or [1.0] * len(members)
+    for m, cost in zip(members, costs):  # replaying a resumed run's records restores the adaptive schedule
+        m.evals = EvalSchedule(tr.steps, tr.eval_per_decade, tr.eval_every, tr.eval_refine, tr.eval_budget, cost)
         for r in m.records:
             m.evals.observe(r)
     ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)

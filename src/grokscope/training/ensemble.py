@@ -148,7 +148,7 @@ class Ensemble:
         self._measures = [type(t).measures is not Task.measures for t in self.tasks]
         from grokscope.training.loop import eval_cost
 
-        self.eval_cost = eval_cost(configs[0], self.tasks[0], self.modules[0])  # as each member's single run
+        self.eval_costs = [eval_cost(c, t, mod) for c, t, mod in zip(configs, self.tasks, self.modules)]
 
     def _forward(self, params: dict, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """params name -> (k, ...); inputs (n, ...) for every model if shared, else (k, n, ...) ->

@@ -162,7 +162,7 @@ class SingleStepper:
         self.step = 0
         self.lr = lr_at(cfg.optim, 0, tr.steps)
         self._same_modes = same_in_train_and_eval(self.model)
-        self.eval_cost = eval_cost(cfg, self.task, self.model)
+        self.eval_costs = [eval_cost(cfg, self.task, self.model)]
         self._pending: tuple[int, torch.Tensor] | None = None  # (step, train-split forward kept for it)
 
     # ------------------------------------------------------------------------------ batches

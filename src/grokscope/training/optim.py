@@ -18,10 +18,11 @@ def build_optimizer(cfg: OptimConfig, params, weight_decay: float | None = None)
     """
     params = list(params)
     wd = cfg.weight_decay if weight_decay is None else weight_decay
+    fused = {"fused": True} if cfg.fused else {}
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=wd, **fused)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=wd)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=wd, **fused)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
     if cfg.name == "rmsprop":
