@@ -26,7 +26,6 @@ import time
 
 import torch
 from torch import nn
-
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 

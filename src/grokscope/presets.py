@@ -116,7 +116,8 @@ def _speedrun(name: str, op: str) -> RunConfig:
     return RunConfig(
         name=name,
         task=TaskConfig(kind="modular", op=op, p=97, train_fraction=0.5),
-        model=ModelConfig(arch="mlp", mlp_input="embed", n_layers=1, d_model=64, d_mlp=256, activation="gelu"),
+        model=ModelConfig(arch="mlp", mlp_input="embed", n_layers=1, d_model=64, d_mlp=256,
+                          activation="gelu"),
         optim=OptimConfig(name="adam", lr=1e-2, betas=(0.9, 0.98), warmup_steps=10, weight_decay=0.005,
                           weight_decay_mode="coupled", grokfast="ema", grokfast_alpha=0.98, grokfast_lamb=5.0,
                           fused=True),

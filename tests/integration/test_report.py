@@ -104,7 +104,8 @@ def test_report_html_is_self_contained_and_complete(run):
     ev, analysis = result.summary["events"], detect.analyze(result.metrics)
     assert analysis["events"]["memorized_step"] == ev["memorized_step"] is not None
     assert analysis["events"]["generalized_step"] == ev["generalized_step"] is not None
-    assert _key_number(text, "memorized_step") == detect.dated(ev["memorized_step"], ev["memorized_resolution"])
+    assert _key_number(text, "memorized_step") == detect.dated(ev["memorized_step"],
+                                                               ev["memorized_resolution"])
     assert _key_number(text, "generalized_step") == detect.dated(ev["generalized_step"],
                                                                  ev["generalized_resolution"])
     assert ev["generalized_resolution"] > 0
@@ -261,7 +262,8 @@ def test_report_infers_splits_of_an_old_run(tmp_path, monkeypatch):
     assert drawn["curves.png"]["lines"] == ["train", "test (generalization)", "test_ood"] * 2
     assert "measures.png" not in drawn and 'id="fig-measures"' not in text
     ev = detect.analyze(records)["events"]
-    assert _key_number(text, "generalized_step") == detect.dated(ev["generalized_step"], ev["generalized_resolution"])
+    assert _key_number(text, "generalized_step") == detect.dated(ev["generalized_step"],
+                                                                 ev["generalized_resolution"])
     assert "test accuracy reached 0.99 at step" in text
     assert _key_number(text, "generalization_split") == "test"
 

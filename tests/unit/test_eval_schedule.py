@@ -3,6 +3,8 @@ pure function of the records (so a resumed run evaluates at the uninterrupted ru
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -119,5 +121,5 @@ def test_event_resolution_is_the_interval_before_the_crossing():
     ("eval_refine", -0.1, "train.eval_refine: must be in [0, 1), got -0.1"),
 ])
 def test_bad_schedule_settings_name_the_field(field, value, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         validate(RunConfig(train=TrainConfig(**{field: value})))

@@ -144,7 +144,8 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
     """Train every member of `stepper` to the budget (or its stop rule); returns their results."""
     costs = getattr(stepper, "eval_costs", None) or [1.0] * len(members)
     for m, cost in zip(members, costs):  # replaying a resumed run's records restores the adaptive schedule
-        m.evals = EvalSchedule(tr.steps, tr.eval_per_decade, tr.eval_every, tr.eval_refine, tr.eval_budget, cost)
+        m.evals = EvalSchedule(tr.steps, tr.eval_per_decade, tr.eval_every, tr.eval_refine,
+                               tr.eval_budget, cost)
         for r in m.records:
             m.evals.observe(r)
     ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
