@@ -130,20 +130,32 @@ def _speedrun(name: str, op: str) -> RunConfig:
 def speedrun() -> RunConfig:
     """The fastest recipe found for x/y mod 97 at 50% train (docs/performance.md has the search).
 
-    MEASURED_SPEEDRUN
+    An MLP over learned embeddings of x and y (d 64, concatenated, one hidden layer of 256 GELU
+    units), Adam lr 1e-2 with coupled L2 0.005, betas (0.9, 0.98), 10 warmup steps, batch 512,
+    Grokfast-EMA (alpha 0.98, lambda 5), fused Adam; evaluations every 25 steps within a 10%
+    budget; stops 200 steps after test accuracy holds >= 0.99 (budget 3,000).
+
+    Measured here (2-core CPU, 1 thread, load ~2, seeds 0 / 1 / 2): train accuracy >= 0.99 at step
+    305 / 244 / 244 while test accuracy is still at 1-7%, test accuracy >= 0.99 at step 426 for
+    all three (each dated to within 61 steps), 3.1-3.7 s of training to the first evaluation at
+    test >= 0.99, 4.4-5.2 s for the whole run. The delay is short (delay ratio 1.4 / 1.75 / 1.75,
+    outcome class comprehension): the curve memorizes first, then generalizes within ~180 steps.
     """
     return _speedrun("speedrun", "x/y")
 
 
 @_preset
 def speedrun_add() -> RunConfig:
-    """speedrun on x+y mod 97 (same recipe). MEASURED_ADD"""
+    """speedrun on x+y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
+    at step 308, test acc >= 0.99 at step 430 for all three (delay ratio 1.4), 3.3-3.5 s to it."""
     return _speedrun("speedrun_add", "x+y")
 
 
 @_preset
 def speedrun_mul() -> RunConfig:
-    """speedrun on x*y mod 97 (same recipe). MEASURED_MUL"""
+    """speedrun on x*y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
+    at step 308, test acc >= 0.99 at step 430 / 492 / 430 (delay ratio 1.4 / 1.6 / 1.4), 3.2-4.0 s
+    to it."""
     return _speedrun("speedrun_mul", "x*y")
 
 
