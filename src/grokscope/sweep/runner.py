@@ -43,7 +43,7 @@ from grokscope.sweep.results import (  # noqa: F401  (re-exported: the results o
     write_results,
 )
 from grokscope.sweep.spec import MAX_RUNS, SweepRun, SweepSpec
-from grokscope.tracking.lock import LOCK_NAME, RunLock
+from grokscope.tracking.lock import LOCK_NAME, RunLock, pid_alive
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 
 SWEEP_FORMAT = 1
@@ -192,16 +192,6 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_partials(runs_dir: str | os.PathLike) -> int:
     """Remove partial/trash directories left by dead processes of this host; returns how many."""
     n = 0
@@ -211,7 +201,7 @@ def clean_partials(runs_dir: str | os.PathLike) -> int:
     for p in runs_dir.iterdir():
         parts = p.name.split(".", 4)  # ['', 'partial', HOST, PID, NAME]
         if len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "trash") and parts[3].isdigit():
-            if parts[2] == _host() and int(parts[3]) != os.getpid() and not _alive(int(parts[3])):
+            if parts[2] == _host() and int(parts[3]) != os.getpid() and not pid_alive(int(parts[3])):
                 _remove(p)
                 n += 1
     return n

@@ -27,7 +27,8 @@ def _holder(path: Path) -> dict:
         return {}
 
 
-def _alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this id runs on this machine (a non-positive or non-int id: no)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -96,6 +97,6 @@ class RunLock:
 def holder(directory: str | os.PathLike) -> dict | None:
     """Who holds DIR/.lock now ({'pid', 'host', 'command'}), or None when nobody does."""
     h = _holder(Path(directory) / LOCK_NAME)
-    if not h or (h.get("host") == socket.gethostname() and not _alive(h.get("pid"))):
+    if not h or (h.get("host") == socket.gethostname() and not pid_alive(h.get("pid"))):
         return None
     return h
