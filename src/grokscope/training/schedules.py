@@ -58,7 +58,7 @@ class EvalSchedule(StepSchedule):
     refinement. Step 0 and the last step are always evaluated. budget=0: no cap.
     """
 
-    BURST, RESERVE = 10.0, 5.0
+    BURST, RESERVE = 3.0, 1.0
 
     def __init__(self, total: int, per_decade: int, every: int | None, refine: float = 0.0,
                  budget: float = 0.0, cost: float = 1.0):
