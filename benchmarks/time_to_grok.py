@@ -14,7 +14,9 @@ Every run is its own process on one thread; the rounds alternate the recipes see
 machine load hits them alike. Printed per recipe: the median over seeds of the wall seconds from
 the start of training to the first evaluation at test accuracy >= 0.99, the steps there, steps/s
 with and without evaluation (and checkpoints), the evaluation share of the wall time, the peak
-RSS, and the ratio of the usual recipe's median wall time to the recipe's.
+RSS, the ratio of the usual recipe's median wall time to the recipe's, and the median delay ratio
+(the step of that evaluation over the step of the first evaluation with train accuracy >= 0.99;
+the usual recipe's train accuracy is evaluated every 100 steps until it gets there).
 
     python benchmarks/time_to_grok.py [--seeds 3] [--recipes usual,power2022,grokfast2024,speedrun]
 """
@@ -74,7 +76,7 @@ def usual(seed: int) -> dict:
     batch = min(512, math.ceil(len(x_tr) / 2))
     gen = torch.Generator().manual_seed(seed)
     perm, pos = torch.randperm(len(x_tr), generator=gen), 0
-    eval_s, t0, step, acc = 0.0, time.perf_counter(), 0, 0.0
+    eval_s, t0, step, acc, memorized = 0.0, time.perf_counter(), 0, 0.0, None
     while step < MAX_STEPS:
         if pos + batch > len(x_tr):
             perm, pos = torch.randperm(len(x_tr), generator=gen), 0
@@ -92,13 +94,18 @@ def usual(seed: int) -> dict:
             with torch.no_grad():
                 right = sum((model(x_va[i:i + 512]).argmax(-1) == y_va[i:i + 512]).sum().item()
                             for i in range(0, len(x_va), 512))
+                if memorized is None:  # the usual scripts log train accuracy too
+                    fit = sum((model(x_tr[i:i + 512]).argmax(-1) == y_tr[i:i + 512]).sum().item()
+                              for i in range(0, len(x_tr), 512))
+                    memorized = step if fit / len(x_tr) >= TARGET else None
             model.train()
             acc = right / len(x_va)
             eval_s += time.perf_counter() - te
             if acc >= TARGET:
                 break
     wall = time.perf_counter() - t0
-    return {"wall": wall, "steps": step, "eval_seconds": eval_s, "reached": acc >= TARGET}
+    return {"wall": wall, "steps": step, "eval_seconds": eval_s, "reached": acc >= TARGET,
+            "memorized": memorized}
 
 
 def preset(name: str, seed: int) -> dict:
@@ -113,12 +120,13 @@ def preset(name: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = grokscope.train(cfg, out=os.path.join(tmp, "run"))
     hit = next((r for r in result.metrics if r["test_acc"] >= TARGET), None)
+    fit = next((r for r in result.metrics if r["train_acc"] >= TARGET), None)
     timing = result.summary["timing"]
     last = result.metrics[-1]
     # the run stops at its first evaluation >= 0.99, so the session's timing is the time to it
     return {"wall": hit["elapsed"] if hit else last["elapsed"], "steps": (hit or last)["step"],
             "eval_seconds": timing["eval_seconds"] + timing["checkpoint_seconds"], "reached": hit is not None,
-            "evaluations": len(result.metrics)}
+            "evaluations": len(result.metrics), "memorized": fit["step"] if fit else None}
 
 
 def child(recipe: str, seed: int) -> None:
@@ -153,8 +161,8 @@ def main() -> None:
           f"{load0[0]:.2f} before, {load1[0]:.2f} after; seeds 0-{args.seeds - 1}; target test acc {TARGET}")
     med = lambda rs, f: statistics.median(f(r) for r in rs)
     base = med(rows["usual"], lambda r: r["wall"]) if "usual" in rows else None
-    print(f"{'recipe':<13} {'wall to 0.99':>12} {'steps':>7} {'steps/s':>8} {'w/o eval':>9} {'eval %':>7} "
-          f"{'peak MiB':>9} {'speed-up':>9}")
+    print(f"{'recipe':<13} {'wall to 0.99':>12} {'steps':>7} {'delay':>6} {'steps/s':>8} {'w/o eval':>9} "
+          f"{'eval %':>7} {'peak MiB':>9} {'speed-up':>9}")
     for recipe, rs in rows.items():
         wall = med(rs, lambda r: r["wall"])
         steps = med(rs, lambda r: r["steps"])
@@ -163,8 +171,10 @@ def main() -> None:
         share = med(rs, lambda r: 100 * r["eval_seconds"] / r["wall"])
         rss = med(rs, lambda r: r["peak_rss_mib"])
         missed = sum(not r["reached"] for r in rs)
+        ratios = [r["steps"] / r["memorized"] for r in rs if r["reached"] and r.get("memorized")]
+        delay = f"{statistics.median(ratios):5.1f}x" if ratios else "     -"
         ratio = f"{base / wall:8.1f}x" if base else "-"
-        print(f"{recipe:<13} {wall:10.1f} s {steps:>7,.0f} {rate:>8.1f} {pure:>9.1f} {share:>6.1f}% "
+        print(f"{recipe:<13} {wall:10.1f} s {steps:>7,.0f} {delay} {rate:>8.1f} {pure:>9.1f} {share:>6.1f}% "
               f"{rss:>9.0f} {ratio:>9}" + (f"  ({missed} of {len(rs)} never reached 0.99)" if missed else ""))
 
 
