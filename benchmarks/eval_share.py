@@ -43,8 +43,8 @@ def main() -> None:
           f"{'memorized (resolution)':>23}  {'generalized (resolution)':>25}")
     for name, steps, n, wall, ev_s, ck_s, mem, mres, gen, gres in rows:
         dated = lambda s, res: "-" if s is None else f"{s:,} ({res:,})"
-        print(f"{name:<13} {steps:>6,} {n:>6} {wall:>8.1f} {100 * ev_s / wall:>6.1f}% {100 * ck_s / wall:>6.1f}%  "
-              f"{dated(mem, mres):>23}  {dated(gen, gres):>25}")
+        print(f"{name:<13} {steps:>6,} {n:>6} {wall:>8.1f} {100 * ev_s / wall:>6.1f}% "
+              f"{100 * ck_s / wall:>6.1f}%  {dated(mem, mres):>23}  {dated(gen, gres):>25}")
 
 
 if __name__ == "__main__":
