@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -21,6 +23,25 @@ def tiny_grokking_config(**train_overrides) -> RunConfig:
         optim=OptimConfig(lr=1e-2, weight_decay=2.0, warmup_steps=10),
         train=TrainConfig(steps=700, eval_every=10, **train_overrides),
     )
+
+
+@contextlib.contextmanager
+def option_only_task_kinds(**kinds):
+    """Register task kinds {name: options dataclass} whose build is never called (for parsing and
+    validation tests); unregistered afterwards. Yields the names."""
+    from grokscope.tasks import register_task
+    from grokscope.tasks.task import _REGISTRY
+
+    def build(cfg):  # never called: nothing trains here
+        raise AssertionError("not built in this test")
+
+    for name, options in kinds.items():
+        register_task(name, build, options=options, replace=True)
+    try:
+        yield tuple(kinds)
+    finally:
+        for name in kinds:
+            _REGISTRY.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

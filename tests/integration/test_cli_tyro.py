@@ -13,6 +13,7 @@ from grokscope.cli import main
 from grokscope.cli.parsing import parse
 from grokscope.cli.schema import COMMANDS
 from grokscope.cli.train import run_config
+from tests.conftest import option_only_task_kinds
 
 
 def run_cli(capsys, *argv):
@@ -174,15 +175,8 @@ class ToyOptions:
 
 @pytest.fixture
 def toy_kind():
-    from grokscope.tasks import register_task
-    from grokscope.tasks.task import _REGISTRY
-
-    def build(cfg):  # never called: nothing trains here
-        raise AssertionError("not built in this test")
-
-    register_task("clitoy", build, options=ToyOptions, replace=True)
-    yield "clitoy"
-    _REGISTRY.pop("clitoy", None)
+    with option_only_task_kinds(clitoy=ToyOptions) as (name,):
+        yield name
 
 
 def test_plugin_task_options_parse_through_apply_overrides(toy_kind):

@@ -19,6 +19,7 @@ from grokscope.config import apply_overrides, validate
 from grokscope.errors import ConfigError
 from grokscope.sweep import spec as spec_mod
 from grokscope.sweep.spec import MAX_RUNS, SweepSpec, _labels, parse_axis, run_name
+from tests.conftest import option_only_task_kinds
 
 
 def _grid(n_lr: int, n_wd: int, seeds: tuple[int, ...] | None = None, **kw) -> SweepSpec:
@@ -136,17 +137,8 @@ class _Opts2:
 
 @pytest.fixture
 def two_kinds():
-    from grokscope.tasks import register_task
-    from grokscope.tasks.task import _REGISTRY
-
-    def build(cfg):  # never called: nothing trains here
-        raise AssertionError("not built in this test")
-
-    register_task("sizetoy", build, options=_Opts, replace=True)
-    register_task("sizetoy2", build, options=_Opts2, replace=True)
-    yield "sizetoy", "sizetoy2"
-    _REGISTRY.pop("sizetoy", None)
-    _REGISTRY.pop("sizetoy2", None)
+    with option_only_task_kinds(sizetoy=_Opts, sizetoy2=_Opts2) as names:
+        yield names
 
 
 def test_plugin_options_are_typed_by_each_cells_task_kind(two_kinds):
