@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -101,9 +102,11 @@ def _sgemm_seconds(ops, repeats: int = 5) -> float:
     return statistics.median(times[1:])
 
 
-def profile(name: str, steps: int) -> None:
+def profile(name: str, steps: int, fused: bool = False) -> None:
     """One preset's step: FLOPs, achieved vs sgemm FLOP/s, and the share of each phase."""
-    cfg = validate(get_preset(name))
+    cfg = get_preset(name)
+    cfg = validate(replace(cfg, optim=replace(cfg.optim, fused=fused)))
+    name += " fused" if fused else ""
     st = SingleStepper(cfg, torch.device("cpu"))
     tr, update = cfg.train, st.update
     x, y, mask = st._batch()
@@ -178,6 +181,7 @@ def main() -> None:
     print("\nwhere a step's time goes (forward + backward FLOPs; the optimizer's are not counted)")
     for name in ("power2022", "demo", "grokfast2024"):
         profile(name, args.steps)
+    profile("demo", args.steps, fused=True)  # --optim.fused: torch's fused Adam kernel
 
 
 if __name__ == "__main__":
