@@ -115,7 +115,8 @@ def test_minibatch_grokfast_member_resumes_like_single_run(tmp_path):
 def test_members_stop_and_diverge_on_their_own(tmp_path):
     """Stop rules and divergence end one member as they end its single run; the others train on."""
     base = _base(name="sgd", lr=2e-2, momentum=0.9)
-    base = replace(base, train=replace(base.train, stop_when="target", stop_target=0.06, stop_patience=2))
+    base = replace(base, train=replace(base.train, stop_when="target", stop_target=0.06, stop_patience=2,
+                                       eval_budget=0))  # evaluations dense enough to stop before step 100
     cfgs = [base, replace(base, seed=1, optim=replace(base.optim, lr=1e3)), replace(base, seed=2)]
     ens, singles = _both(cfgs, tmp_path)
     assert [e.summary["status"] for e in ens] == ["completed", "diverged", "completed"]
