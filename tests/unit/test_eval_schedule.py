@@ -123,3 +123,26 @@ def test_event_resolution_is_the_interval_before_the_crossing():
 def test_bad_schedule_settings_name_the_field(field, value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(RunConfig(train=TrainConfig(**{field: value})))
+
+
+def test_summary_times_evaluations_and_checkpoints(tmp_path):
+    from grokscope import LogConfig, train
+
+    cfg = RunConfig(task=TaskConfig(op="x+y", p=23, train_fraction=0.5),
+                    model=ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64),
+                    train=TrainConfig(steps=30, eval_every=10), log=LogConfig(progress=False, figure=False,
+                                                                             report=False))
+    t = train(cfg, tmp_path / "run").summary["timing"]
+    assert set(t) == {"session_seconds", "eval_seconds", "checkpoint_seconds"}
+    assert 0 < t["eval_seconds"] < t["session_seconds"] and 0 < t["checkpoint_seconds"] < t["session_seconds"]
+
+
+def test_fused_adam_uses_torchs_fused_kernel_and_is_refused_elsewhere():
+    from grokscope import OptimConfig
+    from grokscope.training.optim import build_optimizer
+
+    w = torch.nn.Parameter(torch.ones(3))
+    assert build_optimizer(OptimConfig(name="adamw", fused=True), [w]).defaults["fused"] is True
+    assert not build_optimizer(OptimConfig(name="adamw"), [w]).defaults.get("fused")
+    with pytest.raises(ConfigError, match=r"^optim\.fused: needs optim\.name adam or adamw"):
+        validate(RunConfig(optim=OptimConfig(name="sgd", fused=True)))
