@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -e .
 	touch $@
 
-# the test suite also exercises the optional sinks (TensorBoard, W&B offline) and sweep engines (Ray, submitit)
+# the test suite also exercises the optional sinks (TensorBoard, W&B offline), sweep engines (Ray, submitit) and the digits task (scikit-learn)
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[dev,tb,wandb,ray,slurm,yaml]'
+	$(PIP) install -e '.[dev,tb,wandb,ray,slurm,yaml,images]'
 	touch $@
 
 install: $(VENV)/.installed

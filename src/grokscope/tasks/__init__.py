@@ -182,3 +182,9 @@ register_task("modular", _build_table, validate=_validate_table,
 register_task("permutation", _build_table, validate=_validate_table,
               fields=("op", "n", "train_fraction", "label_noise", "augment"),
               doc="Binary operation tables on the symmetric group S_n.")
+
+from grokscope.tasks.images import DigitsOptions, build_digits, validate_digits  # noqa: E402
+
+register_task("digits", build_digits, validate=validate_digits, options=DigitsOptions,
+              fields=("label_noise",),
+              doc="scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), split by class.")

@@ -1,0 +1,66 @@
+"""The digits task: scikit-learn's 8x8 images, split class by class with the split seed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grokscope import RunConfig, TaskConfig
+from grokscope.config import validate
+from grokscope.errors import ConfigError
+from grokscope.tasks import task_from_config
+from grokscope.tasks.images import N_DIGITS, load_digits, noisy_labels, stratified_split
+
+
+def _task(seed=0, **task):
+    options = task.pop("options", {"train_size": 500})
+    return task_from_config(validate(RunConfig(seed=seed, task=TaskConfig(kind="digits", options=options,
+                                                                          **task))))
+
+
+def test_digits_are_images_in_unit_range_with_every_image_in_one_split():
+    t = _task()
+    train, test = t.splits["train"], t.splits["test"]
+    assert t.input_kind == "image" and t.input_shape == (1, 8, 8) and t.n_classes == 10
+    assert len(train) == 500 and len(test) == N_DIGITS - 500
+    assert train.inputs.shape == (500, 1, 8, 8) and train.inputs.dtype == torch.float32
+    assert 0 <= float(train.inputs.min()) and float(train.inputs.max()) == 1.0
+    images, _ = load_digits()
+    rows = {tuple(x.flatten().tolist()) for x in images}
+    split_rows = [tuple(x.flatten().tolist()) for x in torch.cat([train.inputs, test.inputs])]
+    assert len(split_rows) == N_DIGITS and set(split_rows) == rows
+
+
+def test_split_is_stratified_and_seeded():
+    labels = load_digits()[1]
+    tr, te = stratified_split(labels, 300, seed=3)
+    assert len(tr) == 300 and len(set(tr.tolist()) | set(te.tolist())) == N_DIGITS
+    share = torch.bincount(labels[tr], minlength=10).double() / 300
+    whole = torch.bincount(labels, minlength=10).double() / N_DIGITS
+    assert (share - whole).abs().max() <= 1 / 300 + 1e-12  # each class within one image of its share
+    assert torch.equal(tr, stratified_split(labels, 300, seed=3)[0])
+    assert not torch.equal(tr, stratified_split(labels, 300, seed=4)[0])
+    a, b = _task(seed=1), _task(seed=1)
+    assert torch.equal(a.splits["train"].inputs, b.splits["train"].inputs)
+    assert _task(seed=1, options={"train_size": 0.5}).meta["n_train"] == round(0.5 * N_DIGITS)
+
+
+def test_label_noise_flips_that_many_labels_to_other_classes_and_keeps_a_clean_split():
+    t = _task(label_noise=0.2)
+    noisy, clean = t.splits["train"].targets, t.splits["train_clean"].targets
+    assert torch.equal(t.splits["train"].inputs, t.splits["train_clean"].inputs)
+    assert int((noisy != clean).sum()) == t.meta["n_noisy"] == 100
+    out, k = noisy_labels(torch.arange(10).repeat(10), 0.5, 10, seed=0)
+    assert k == 50 and int((out != torch.arange(10).repeat(10)).sum()) == 50
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"train_size": 0}, "task.options.train_size: must be > 0"),
+    ({"train_size": 5}, "task.options.train_size: must give 10..1787 of the 1797 images, got 5"),
+    ({"train_size": 1790}, "task.options.train_size: must give 10..1787"),
+    ({"train_size": 10.5}, "task.options.train_size: a count must be a whole number, got 10.5"),
+    ({"train_size": "many"}, "task.options.train_size"),
+])
+def test_bad_train_size_is_one_line_naming_the_field(options, message):
+    with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(")):
+        _task(options=options)
