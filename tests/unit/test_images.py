@@ -64,3 +64,79 @@ def test_label_noise_flips_that_many_labels_to_other_classes_and_keeps_a_clean_s
 def test_bad_train_size_is_one_line_naming_the_field(options, message):
     with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(")):
         _task(options=options)
+
+
+# ------------------------------------------------------------------------------ a user's image files
+
+def _images(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 6, 5), generator=g, dtype=torch.uint8)
+    return x, torch.arange(n) % 3
+
+
+def _write_idx(path, array):
+    import struct
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + bytes(array.flatten().tolist()))
+
+
+def _files_task(tmp_path, path, seed=0, **options):
+    from grokscope.config import validate
+
+    task = TaskConfig(kind="image_files", options={"path": str(path), **options})
+    return task_from_config(validate(RunConfig(seed=seed, task=task)))
+
+
+def _npz(path, xtr, ytr, xte, yte):
+    import numpy as np
+
+    np.savez(path, x_train=xtr.numpy(), y_train=ytr.numpy(), x_test=xte.numpy(), y_test=yte.numpy())
+
+
+def test_npz_and_idx_files_give_the_same_task(tmp_path):
+    import gzip
+
+
+    (xtr, ytr), (xte, yte) = _images(30, 0), _images(12, 1)
+    _npz(tmp_path / "data.npz", xtr, ytr, xte, yte)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    _write_idx(folder / "train-images-idx3-ubyte", xtr)
+    _write_idx(folder / "train-labels-idx1-ubyte", ytr.to(torch.uint8))
+    _write_idx(folder / "t10k-images-idx3-ubyte", xte)
+    raw = folder / "t10k-labels-idx1-ubyte"
+    _write_idx(raw, yte.to(torch.uint8))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw.read_bytes()))
+    raw.unlink()  # the .gz is read instead
+    a, b = _files_task(tmp_path, tmp_path / "data.npz"), _files_task(tmp_path, folder)
+    for t in (a, b):
+        assert t.input_kind == "image" and t.input_shape == (1, 6, 5) and t.n_classes == 3
+        assert torch.equal(t.splits["train"].inputs, xtr.float().unsqueeze(1) / 255)
+        assert torch.equal(t.splits["test"].targets, yte)
+    sub = _files_task(tmp_path, folder, train_size=9)
+    assert sub.meta["train_class_counts"] == [3, 3, 3]  # class-balanced
+    again = _files_task(tmp_path, folder, train_size=9)
+    assert torch.equal(sub.splits["train"].inputs, again.splits["train"].inputs)
+
+
+def test_bad_image_files_are_one_line_errors_and_pickles_are_refused(tmp_path):
+    import numpy as np
+
+    with pytest.raises(ConfigError, match=r"^task\.options\.path: must be a \.npz file or a folder"):
+        _files_task(tmp_path, tmp_path / "missing.npz")
+    np.savez(tmp_path / "part.npz", x_train=np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(ConfigError, match=r"^task\.options\.path: .* lacks arrays \['y_train', 'x_test', "):
+        _files_task(tmp_path, tmp_path / "part.npz")
+    objects = np.empty(2, dtype=object)
+    np.savez(tmp_path / "pickled.npz", x_train=objects, y_train=objects, x_test=objects, y_test=objects)
+    with pytest.raises(ConfigError, match=r"^task\.options\.path: .* not a readable \.npz without pickles"):
+        _files_task(tmp_path, tmp_path / "pickled.npz")
+    (tmp_path / "idx").mkdir()
+    header = b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3  # 2 x 2 x 2 bytes promised
+    (tmp_path / "idx" / "train-images-idx3-ubyte").write_bytes(header + b"\x01")
+    with pytest.raises(ConfigError, match=r"^task\.options\.path: .* holds 1 bytes, its header says 8"):
+        _files_task(tmp_path, tmp_path / "idx")
+    xtr, ytr = _images(6, 0)
+    _npz(tmp_path / "ok.npz", xtr, ytr, xtr, ytr)
+    with pytest.raises(ConfigError, match=r"^task\.options\.train_size: the files have 6 training images"):
+        _files_task(tmp_path, tmp_path / "ok.npz", train_size=7)

@@ -188,3 +188,8 @@ from grokscope.tasks.images import DigitsOptions, build_digits, validate_digits 
 register_task("digits", build_digits, validate=validate_digits, options=DigitsOptions,
               fields=("label_noise",),
               doc="scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), split by class.")
+
+from grokscope.tasks.images import ImageFilesOptions, build_image_files, validate_image_files  # noqa: E402
+
+register_task("image_files", build_image_files, validate=validate_image_files, options=ImageFilesOptions,
+              doc="Your own MNIST/CIFAR-style files: a .npz (x_train, y_train, x_test, y_test) or IDX files.")

@@ -113,3 +113,115 @@ def build_digits(cfg) -> Task:
             "train_class_counts": torch.bincount(train_labels, minlength=N_CLASSES).tolist()}
     return Task(kind="digits", splits=splits, input_kind="image", input_shape=(1, 8, 8), n_classes=N_CLASSES,
                 meta=meta)
+
+
+# ------------------------------------------------------------------------------ a user's image files
+
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class ImageFilesOptions:
+    path: str = ""
+    """A .npz file with arrays x_train, y_train, x_test, y_test (images (n, H, W) or (n, H, W, C)
+    or (n, C, H, W), labels (n,)), or a folder with MNIST-style IDX files (train-images-idx3-ubyte,
+    train-labels-idx1-ubyte, t10k-..., optionally .gz). Read only; never downloaded; no pickles."""
+    train_size: int = 0
+    """Training images: a class-balanced subset of this many (0: all of them), seeded by the split seed."""
+
+
+def read_idx(path) -> torch.Tensor:
+    """An IDX array (the MNIST format: magic 0 0 type ndim, big-endian dims, data), .gz allowed."""
+    import gzip
+    import struct
+    from pathlib import Path
+
+    path = Path(path)
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ConfigError(f"task.options.path: {str(path)!r} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = raw[4 + 4 * ndim:]
+    if len(data) != math.prod(dims):
+        raise ConfigError(f"task.options.path: {str(path)!r} holds {len(data)} bytes, its header says "
+                          f"{math.prod(dims)}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
+
+
+def _find(folder, name):
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"task.options.path: {str(folder)!r} has no {name} (or {name}.gz)")
+
+
+def read_image_files(path: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train": (images (n, C, H, W) float in [0, 1], labels (n,) long), "test": (...)}."""
+    from pathlib import Path
+
+    import numpy as np
+
+    p = Path(path)
+    if p.is_dir():
+        arrays = {split: (read_idx(_find(p, im)), read_idx(_find(p, lab)))
+                  for split, (im, lab) in IDX_FILES.items()}
+    elif p.is_file() and p.suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                missing = [k for k in NPZ_KEYS if k not in z.files]
+                if missing:
+                    raise ConfigError(f"task.options.path: {path!r} lacks arrays {missing} "
+                                      f"(needs {list(NPZ_KEYS)})")
+                arrays = {s: (torch.from_numpy(z[f"x_{s}"].copy()), torch.from_numpy(z[f"y_{s}"].copy()))
+                          for s in ("train", "test")}
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"task.options.path: {path!r} is not a readable .npz without pickles "
+                              f"({e})") from None
+    else:
+        raise ConfigError(f"task.options.path: must be a .npz file or a folder of IDX files, got {path!r}")
+    out = {}
+    for split, (x, y) in arrays.items():
+        if x.ndim == 3:
+            x = x.unsqueeze(1)  # (n, 1, H, W)
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.permute(0, 3, 1, 2)  # channels last -> (n, C, H, W)
+        if x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
+            raise ConfigError(f"task.options.path: {split} images {tuple(x.shape)} and labels "
+                              f"{tuple(y.shape)} must be (n, H, W) or (n, C, H, W) and (n,)")
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        out[split] = (x.contiguous(), y.long())
+    return out
+
+
+def validate_image_files(cfg) -> None:
+    opts = cfg.task.options
+    path, size = opts.get("path", ""), opts.get("train_size", 0)
+    if not path:
+        raise ConfigError("task.options.path: the image_files kind needs a .npz file or a folder of "
+                          "IDX files")
+    if not isinstance(size, int) or size < 0:
+        raise ConfigError(f"task.options.train_size: must be an integer >= 0, got {size!r}")
+    data = read_image_files(path)
+    if size > len(data["train"][1]):
+        raise ConfigError(f"task.options.train_size: the files have {len(data['train'][1])} training images, "
+                          f"got {size}")
+
+
+def build_image_files(cfg) -> Task:
+    """A user's image files; train_size > 0 keeps a class-balanced seeded subset of the training images."""
+    opts = cfg.task.options
+    data = read_image_files(opts["path"])
+    (x_tr, y_tr), (x_te, y_te) = data["train"], data["test"]
+    size = opts.get("train_size", 0)
+    if size:
+        keep, _ = stratified_split(y_tr, size, cfg.effective_split_seed)
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+    meta = {"kind": "image_files", "path": str(opts["path"]), "image_shape": list(x_tr.shape[1:]),
+            "n_train": len(y_tr), "n_test": len(y_te),
+            "train_class_counts": torch.bincount(y_tr, minlength=n_classes).tolist()}
+    return Task(kind="image_files", splits={"train": Split(x_tr, y_tr), "test": Split(x_te, y_te)},
+                input_kind="image", input_shape=tuple(x_tr.shape[1:]), n_classes=n_classes, meta=meta)
