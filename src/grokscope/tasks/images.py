@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.errors import ConfigError
+from grokscope.tasks.table import apply_label_noise
 from grokscope.tasks.task import Split, Task
 
 N_DIGITS = 1797
@@ -64,18 +65,6 @@ def stratified_split(labels: torch.Tensor, n_train: int, seed: int) -> tuple[tor
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
 
 
-def noisy_labels(labels: torch.Tensor, fraction: float, n_classes: int,
-                 seed: int) -> tuple[torch.Tensor, int]:
-    """(labels with round(fraction * n) of them replaced by a random *other* class, how many)."""
-    g = torch.Generator().manual_seed(seed + 0x5EED)
-    k = round(fraction * len(labels))
-    idx = torch.randperm(len(labels), generator=g)[:k]
-    shift = torch.randint(1, n_classes, (k,), generator=g)
-    out = labels.clone()
-    out[idx] = (labels[idx] + shift) % n_classes
-    return out, k
-
-
 def _size(cfg) -> float:
     return cfg.task.options.get("train_size", DigitsOptions.train_size)
 
@@ -105,7 +94,9 @@ def build_digits(cfg) -> Task:
               "test": Split(images[test_idx], labels[test_idx])}
     n_noisy = 0
     if cfg.task.label_noise > 0:
-        noisy, n_noisy = noisy_labels(train_labels, cfg.task.label_noise, N_CLASSES, cfg.effective_split_seed)
+        noisy, flipped = apply_label_noise(train_labels, N_CLASSES, cfg.task.label_noise,
+                                           cfg.effective_split_seed)
+        n_noisy = int(flipped.sum())
         splits = {"train": Split(images[train_idx], noisy), "train_clean": splits["train"],
                   "test": splits["test"]}
     meta = {"kind": "digits", "source": "sklearn.datasets.load_digits", "image_shape": [1, 8, 8],

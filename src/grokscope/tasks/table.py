@@ -84,7 +84,7 @@ def _split(
     return train_idx, test_idx
 
 
-def _apply_noise(
+def apply_label_noise(
     labels: torch.Tensor, n_values: int, label_noise: float, split_seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace ``round(label_noise * len(labels))`` labels by uniformly random wrong ones.
@@ -121,7 +121,7 @@ def make_task(
     """Split a built ``(x, y, z)`` table, add label noise and wrap everything in a `Task`."""
     x, y, z = table
     train_idx, test_idx = _split(z.numel(), train_fraction, split_seed)
-    train_labels, noisy = _apply_noise(z[train_idx], n_values, label_noise, split_seed)
+    train_labels, noisy = apply_label_noise(z[train_idx], n_values, label_noise, split_seed)
     meta = {
         "kind": kind,
         "op": op,
