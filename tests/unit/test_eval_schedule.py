@@ -11,7 +11,12 @@ import torch
 from grokscope import ModelConfig, RunConfig, TaskConfig, TrainConfig, detect
 from grokscope.config import validate
 from grokscope.errors import ConfigError
-from grokscope.training.loop import SingleStepper, eval_cost, same_in_train_and_eval
+from grokscope.training.loop import (
+    SingleStepper,
+    eval_cost,
+    reuses_train_forward,
+    same_in_train_and_eval,
+)
 from grokscope.training.schedules import EvalSchedule
 
 
@@ -78,7 +83,8 @@ def test_eval_cost_counts_the_splits_and_frees_the_full_batch_train_split():
     assert same_in_train_and_eval(st.model)
     assert st.eval_costs == [pytest.approx(n_test / (3 * n_train))]
     mini = validate(RunConfig(task=cfg.task, model=cfg.model, train=TrainConfig(steps=10, batch_size=64)))
-    assert eval_cost(mini, st.task, st.model) == pytest.approx((n_train + n_test) / (3 * 64))
+    assert not reuses_train_forward(mini, st.task, st.model)
+    assert eval_cost(mini, st.task, False) == pytest.approx((n_train + n_test) / (3 * 64))
     dropout = validate(RunConfig(task=cfg.task, model=ModelConfig(**{**cfg.model.__dict__, "dropout": 0.1}),
                                  train=cfg.train))
     st_d = SingleStepper(dropout, torch.device("cpu"))
@@ -92,7 +98,7 @@ def test_full_batch_train_metrics_come_from_the_next_steps_forward():
                              model=ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, norm="none"),
                              train=TrainConfig(steps=20, batch_size=None)))
     a, b = SingleStepper(cfg, torch.device("cpu")), SingleStepper(cfg, torch.device("cpu"))
-    b._same_modes = False  # b evaluates the train split in its own pass
+    b._reuse = False  # b evaluates the train split in its own pass
     for _ in range(5):
         for st in (a, b):
             st.prepare(lambda *x: None)

@@ -146,9 +146,11 @@ class Ensemble:
         self.step = 0
         self.lrs = [lr_at(c.optim, 0, c.train.steps) for c in configs]
         self._measures = [type(t).measures is not Task.measures for t in self.tasks]
-        from grokscope.training.loop import eval_cost
+        from grokscope.training.loop import eval_cost, reuses_train_forward
 
-        self.eval_costs = [eval_cost(c, t, mod) for c, t, mod in zip(configs, self.tasks, self.modules)]
+        # as each member's single run counts it, so members evaluate at their single runs' steps
+        self.eval_costs = [eval_cost(c, t, reuses_train_forward(c, t, mod))
+                           for c, t, mod in zip(configs, self.tasks, self.modules)]
 
     def _forward(self, params: dict, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """params name -> (k, ...); inputs (n, ...) for every model if shared, else (k, n, ...) ->

@@ -161,8 +161,8 @@ class SingleStepper:
         self.dropout = cfg.model.dropout
         self.step = 0
         self.lr = lr_at(cfg.optim, 0, tr.steps)
-        self._same_modes = same_in_train_and_eval(self.model)
-        self.eval_costs = [eval_cost(cfg, self.task, self.model)]
+        self._reuse = reuses_train_forward(cfg, self.task, self.model)
+        self.eval_costs = [eval_cost(cfg, self.task, self._reuse)]
         self._pending: tuple[int, torch.Tensor] | None = None  # (step, train-split forward kept for it)
 
     # ------------------------------------------------------------------------------ batches
@@ -191,7 +191,6 @@ class SingleStepper:
         if p != self.dropout:
             set_dropout(self.model, p)
             self.dropout = p
-            self._pending = None
         if self.curriculum is not None and tr.curriculum_advance == "steps":
             self._advance_curriculum(announce, None)
 
@@ -213,7 +212,7 @@ class SingleStepper:
         r: dict = {}
         collapse = 0.0
         for name, s in self.splits.items():
-            if name == "train" and self._reuse_train_forward():
+            if name == "train" and self._reuse and self.step < tr.steps:
                 # the next step's full-batch forward is this evaluation's: run it once, keep its graph
                 out = self.model(s.inputs)
                 self._pending = (self.step, out)
@@ -236,12 +235,6 @@ class SingleStepper:
                 _, r["stage_train_acc"] = evaluate(self.model, s.inputs[self.active], s.targets[self.active],
                                                    tr.loss, tr.loss_dtype)
         return [r]
-
-    def _reuse_train_forward(self) -> bool:
-        """The train split's evaluation is the next training forward: a full batch of every training
-        example, no curriculum, no dropout, and a model that acts the same in train and eval mode."""
-        return (self._same_modes and self.dropout == 0 and self.curriculum is None
-                and self.sampler.batch >= self.sampler.n and self.step < self.cfg.train.steps)
 
     def after_eval(self, i: int, record: dict, announce) -> None:
         if self.curriculum is not None and self.cfg.train.curriculum_advance == "accuracy":
@@ -274,18 +267,26 @@ class SingleStepper:
         self.lr = lr_at(self.cfg.optim, max(self.step - 1, 0), self.cfg.train.steps)
 
 
-def eval_cost(cfg: RunConfig, task: Task, model: torch.nn.Module) -> float:
+def _batch_size(cfg: RunConfig, task: Task) -> int:
+    n = len(task.splits["train"])
+    return n if cfg.train.batch_size is None else min(cfg.train.batch_size, n)
+
+
+def reuses_train_forward(cfg: RunConfig, task: Task, model: torch.nn.Module) -> bool:
+    """The train split's evaluation is the next training step's forward pass: full batch, no
+    curriculum, dropout 0 throughout, and a model that computes the same in train and eval mode."""
+    tr = cfg.train
+    return (_batch_size(cfg, task) >= len(task.splits["train"]) and tr.curriculum == "none"
+            and cfg.model.dropout == 0 and tr.dropout_schedule == "constant"
+            and same_in_train_and_eval(model))
+
+
+def eval_cost(cfg: RunConfig, task: Task, reuse: bool) -> float:
     """One evaluation's compute in training steps, counted from the sizes: a forward pass over n
     examples costs n/3 training examples (forward + backward ~ 3 forwards). The train split is free
-    when the step is full batch and its forward is the evaluation's (see SingleStepper)."""
-    tr = cfg.train
-    sizes = {name: len(s) for name, s in task.splits.items()}
-    batch = sizes["train"] if tr.batch_size is None else min(tr.batch_size, sizes["train"])
-    n = sum(sizes.values())
-    if (batch >= sizes["train"] and tr.curriculum == "none" and cfg.model.dropout == 0
-            and tr.dropout_schedule == "constant" and same_in_train_and_eval(model)):
-        n -= sizes["train"]
-    return n / (3 * max(1, batch))
+    when `reuse` (see reuses_train_forward)."""
+    n = sum(len(s) for s in task.splits.values()) - (len(task.splits["train"]) if reuse else 0)
+    return n / (3 * max(1, _batch_size(cfg, task)))
 
 
 def same_in_train_and_eval(model: torch.nn.Module) -> bool:
