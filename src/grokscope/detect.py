@@ -91,10 +91,10 @@ def fmt_acc(v: float | None) -> str:
     return f"{math.floor(v * 10**digits + 1e-9) / 10**digits:.{digits}f}"
 
 
-def dated(step: int | None, resolution: int | None) -> str:
-    """'2,700 (to within 50 steps)': an event's step with its dating resolution; '-' for None."""
+def dated(step: int | None, resolution: int | None, none: str = "-") -> str:
+    """'2,700 (to within 50 steps)': an event's step with its dating resolution; `none` for None."""
     if step is None:
-        return "-"
+        return none
     return f"{step:,}" + (f" (to within {resolution:,} steps)" if resolution else "")
 
 

@@ -155,9 +155,9 @@ def _key_numbers(summary: dict, analysis: dict, records: list[dict], splits: lis
         ("verdict", f"verdict (grokking: {gen} acc reaches {detect.GROKKED_ACC}; converged: "
                     f"≥ {gen_acc})", v["label"]),
         ("memorized_step", f"memorized step (train acc ≥ {mem_acc})",
-         _dated(ev.get("memorized_step"), ev.get("memorized_resolution"))),
+         detect.dated(ev.get("memorized_step"), ev.get("memorized_resolution"), "—")),
         ("generalized_step", f"generalized step ({gen} acc ≥ {gen_acc})",
-         _dated(ev.get("generalized_step"), ev.get("generalized_resolution"))),
+         detect.dated(ev.get("generalized_step"), ev.get("generalized_resolution"), "—")),
         ("generalized_errors", f"{gen} errors at the {gen_acc} threshold",
          v.get("errors_label") or f"— (size of {gen} unknown)"),
         ("delay_ratio", "delay ratio (generalized / memorized)", "—" if ratio is None else f"{ratio:.2f}x"),
@@ -318,8 +318,3 @@ def write_compare(run_dirs: list, out_path: str | os.PathLike, *, metric: str = 
         rd = _run_dir(d)
         runs.append((rd.path.resolve().name, rd.read_metrics()))
     return compare(runs, Path(out_path), metric=metric)
-
-
-def _dated(step, resolution) -> str:
-    """An event's step with its dating resolution, '—' for None."""
-    return "—" if step is None else detect.dated(step, resolution)

@@ -177,8 +177,9 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
     def evaluate() -> list[dict]:
         t = time.perf_counter()
         stats = stepper.evaluate()
+        dt = time.perf_counter() - t
         for i in active():
-            members[i].eval_seconds += time.perf_counter() - t
+            members[i].eval_seconds += dt
         return stats
 
     def save(i: int, path: Path) -> None:
