@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.errors import ConfigError
+from grokscope.tasks.image_measures import RobustnessOptions, check_robustness_options, image_task
 from grokscope.tasks.table import apply_label_noise
 from grokscope.tasks.task import Split, Task
 
@@ -24,7 +25,7 @@ N_CLASSES = 10
 
 
 @dataclass(frozen=True)
-class DigitsOptions:
+class DigitsOptions(RobustnessOptions):
     train_size: float = 1000
     """Training images: a count (> 1) or a fraction of the 1,797 (<= 1), drawn class by class with
     the split seed (every class keeps its share); the remaining images are the test split."""
@@ -82,6 +83,7 @@ def validate_digits(cfg) -> None:
     noise = cfg.task.label_noise
     if not 0 <= noise < 1:
         raise ConfigError(f"task.label_noise: must be in [0, 1), got {noise!r}")
+    check_robustness_options(cfg.task.options, 64)
 
 
 def build_digits(cfg) -> Task:
@@ -102,8 +104,8 @@ def build_digits(cfg) -> Task:
     meta = {"kind": "digits", "source": "sklearn.datasets.load_digits", "image_shape": [1, 8, 8],
             "n_train": n_train, "n_test": len(test_idx), "n_noisy": n_noisy,
             "train_class_counts": torch.bincount(train_labels, minlength=N_CLASSES).tolist()}
-    return Task(kind="digits", splits=splits, input_kind="image", input_shape=(1, 8, 8), n_classes=N_CLASSES,
-                meta=meta)
+    return image_task(cfg.task.options, kind="digits", splits=splits, input_kind="image", input_shape=(1, 8, 8),
+                      n_classes=N_CLASSES, meta=meta)
 
 
 # ------------------------------------------------------------------------------ a user's image files
@@ -114,7 +116,7 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
-class ImageFilesOptions:
+class ImageFilesOptions(RobustnessOptions):
     path: str = ""
     """A .npz file with arrays x_train, y_train, x_test, y_test (images (n, H, W) or (n, H, W, C)
     or (n, C, H, W), labels (n,)), or a folder with MNIST-style IDX files (train-images-idx3-ubyte,
@@ -199,6 +201,7 @@ def validate_image_files(cfg) -> None:
     if size > len(data["train"][1]):
         raise ConfigError(f"task.options.train_size: the files have {len(data['train'][1])} training images, "
                           f"got {size}")
+    check_robustness_options(opts, data["train"][0][0].numel())
 
 
 def build_image_files(cfg) -> Task:
@@ -214,5 +217,8 @@ def build_image_files(cfg) -> Task:
     meta = {"kind": "image_files", "path": str(opts["path"]), "image_shape": list(x_tr.shape[1:]),
             "n_train": len(y_tr), "n_test": len(y_te),
             "train_class_counts": torch.bincount(y_tr, minlength=n_classes).tolist()}
-    return Task(kind="image_files", splits={"train": Split(x_tr, y_tr), "test": Split(x_te, y_te)},
-                input_kind="image", input_shape=tuple(x_tr.shape[1:]), n_classes=n_classes, meta=meta)
+    box = (0.0, 1.0) if float(x_tr.min()) >= 0 and float(x_tr.max()) <= 1 else \
+        (float(min(x_tr.min(), x_te.min())), float(max(x_tr.max(), x_te.max())))
+    return image_task(opts, kind="image_files", splits={"train": Split(x_tr, y_tr), "test": Split(x_te, y_te)},
+                      input_kind="image", input_shape=tuple(x_tr.shape[1:]), n_classes=n_classes, meta=meta,
+                      box=box)

@@ -120,6 +120,12 @@ class Task:
                               f"{', '.join(repr(s) for s in self.splits if s != 'train')}, got {name!r}")
         return dataclasses.replace(self, generalization_split=name)
 
+    @property
+    def measure_cost(self) -> float:
+        """The compute of one call of `measures`, in forward passes of single examples (the
+        evaluation budget counts it); 0 for a task without measures. Override with `measures`."""
+        return 0.0
+
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         """The task's own measures, logged on the eval schedule next to the split metrics (e.g.
         adversarial accuracy). Override in a subclass; its keys are `measure_names`."""

@@ -284,8 +284,9 @@ def reuses_train_forward(cfg: RunConfig, task: Task, model: torch.nn.Module) -> 
 def eval_cost(cfg: RunConfig, task: Task, reuse: bool) -> float:
     """One evaluation's compute in training steps, counted from the sizes: a forward pass over n
     examples costs n/3 training examples (forward + backward ~ 3 forwards). The train split is free
-    when `reuse` (see reuses_train_forward)."""
+    when `reuse` (see reuses_train_forward). The task's own measures add their `measure_cost`."""
     n = sum(len(s) for s in task.splits.values()) - (len(task.splits["train"]) if reuse else 0)
+    n += task.measure_cost
     return n / (3 * max(1, _batch_size(cfg, task)))
 
 
