@@ -190,5 +190,5 @@ def test_analyze_on_a_plugin_run_is_a_one_line_error(reference, tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == (
         "grokscope: error: analyze: the analyses read binary-operation tables (task kinds 'modular', "
-        "'permutation'); this run's task kind is 'vector_sum'")
+        "'permutation') and image tasks; this run's task kind is 'vector_sum'")
     assert not (reference.path / "analysis.json").exists()

@@ -51,7 +51,7 @@ class _Analyzer:
         kind = self.cfg.task.kind
         if kind not in ("modular", "permutation"):
             raise ConfigError(f"analyze: the analyses read binary-operation tables (task kinds 'modular', "
-                              f"'permutation'); this run's task kind is {kind!r}")
+                              f"'permutation') and image tasks; this run's task kind is {kind!r}")
         self.task = task_from_config(self.cfg)
         torch.manual_seed(0)
         self.model = build_model(self.cfg.model, self.task)
@@ -165,8 +165,12 @@ def analyze(
     figures: bool = True,
     report: bool = True,
     rqi_every: int = 1,
+    reference=None,
 ) -> dict:
-    """Analyse every checkpoint of `run_dir`; returns the analysis.json dict (see module docstring)."""
+    """Analyse every checkpoint of `run_dir`; returns the analysis.json dict (see module docstring).
+
+    Image runs get the image analysis (`grokscope.analysis.images`); `reference`: a run directory
+    whose final weight norm is the α = 1 reference there (default: the α = 1 initialization's)."""
     t0 = time.perf_counter()
     rd = RunDir(run_dir)
     if not rd.config.is_file():
@@ -174,6 +178,16 @@ def analyze(
     ckpts = _checkpoints(rd, max_checkpoints)
     if not ckpts:
         raise ConfigError(f"run: {str(run_dir)!r} has no checkpoints to analyse")
+    cfg = config_mod.from_dict(rd.read_config_dict())
+    if cfg.task.kind not in ("modular", "permutation"):
+        task = task_from_config(cfg)
+        if task.input_kind == "image":
+            from grokscope.analysis.images import analyze_images
+
+            with RunLock(rd.path, "run"):
+                return analyze_images(rd, cfg, task, ckpts, figures=figures, report=report, reference=reference)
+    elif reference is not None:
+        raise ConfigError("reference: only image runs take a reference run")
     an = _Analyzer(rd)
     with RunLock(rd.path, "run"):  # one writer: not while the run trains, not two analyses at once
         return _analyze(rd, an, ckpts, t0, figures=figures, report=report, rqi_every=rqi_every)

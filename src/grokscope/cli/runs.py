@@ -168,7 +168,8 @@ def cmd_analyze(parsed: Parsed) -> int:
     rd = require_run(c.run)
     from grokscope.analysis.run import analyze
 
-    out = analyze(rd.path, max_checkpoints=max_checkpoints, rqi_every=1 if rqi_every is None else rqi_every)
+    out = analyze(rd.path, max_checkpoints=max_checkpoints, rqi_every=1 if rqi_every is None else rqi_every,
+                  reference=c.reference)
     print(f"analysis: {rd.path / 'analysis.json'} ({len(out['steps'])} checkpoints, {out['seconds']:.1f} s)")
     if out["key_freqs"]:
         print(f"key frequencies: {out['key_freqs']} (from the {out['key_source']})")

@@ -111,6 +111,9 @@ class Analyze:
     """Analyze at most N checkpoints (evenly spaced, first and last included)."""
     rqi_every: Annotated[str | None, arg(metavar="N")] = None
     """Compute the representation quality index on every N-th analyzed checkpoint (default 1)."""
+    reference: Annotated[str | None, arg(metavar="RUN")] = None
+    """Image runs: a run (e.g. the α = 1 control) whose final weight norm is the reference norm
+    (default: the same network's norm at α = 1 initialization)."""
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,14 @@
-"""Named, verified starting points. Each preset's docstring gives its source and what to expect."""
+"""Presets on the binary-operation tables (Power et al. 2022 and the papers that followed)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import replace
 
 from grokscope.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
-from grokscope.errors import ConfigError
-
-_PRESETS: dict[str, Callable[[], RunConfig]] = {}
+from grokscope.presets.registry import preset
 
 
-def _preset(fn: Callable[[], RunConfig]) -> Callable[[], RunConfig]:
-    _PRESETS[fn.__name__] = fn
-    return fn
-
-
-@_preset
+@preset
 def demo() -> RunConfig:
     """Fast grokking on a laptop CPU: x+y mod 31, 50% train, 1-layer transformer (d_model 64).
 
@@ -37,7 +28,7 @@ def demo() -> RunConfig:
     )
 
 
-@_preset
+@preset
 def power2022() -> RunConfig:
     """Power et al. 2022, Fig. 1: x/y mod 97 (modular inverse), 50% train.
 
@@ -63,7 +54,7 @@ def power2022() -> RunConfig:
     )
 
 
-@_preset
+@preset
 def nanda2023() -> RunConfig:
     """Nanda et al. 2023 (progress measures): x+y mod 113, 30% train, full batch.
 
@@ -95,7 +86,7 @@ def _grokfast_base(name: str, **optim) -> RunConfig:
     )
 
 
-@_preset
+@preset
 def grokfast2024() -> RunConfig:
     """Lee et al. 2024 (Grokfast), algorithmic task: x*y mod 97, 50% train, Grokfast-EMA.
 
@@ -113,7 +104,7 @@ def grokfast2024() -> RunConfig:
                           grokfast="ema", grokfast_alpha=0.98, grokfast_lamb=2.0)
 
 
-@_preset
+@preset
 def grokfast2024_baseline() -> RunConfig:
     """The Grokfast paper's baseline for grokfast2024: same model and Adam, no filter, no weight
     decay. The paper reports 95% validation accuracy at 39,890 steps (budget here 1e5; ~45 min on
@@ -135,7 +126,7 @@ def _speedrun(name: str, op: str) -> RunConfig:
     )
 
 
-@_preset
+@preset
 def speedrun() -> RunConfig:
     """The fastest recipe found for x/y mod 97 at 50% train (docs/performance.md has the search).
 
@@ -153,14 +144,14 @@ def speedrun() -> RunConfig:
     return _speedrun("speedrun", "x/y")
 
 
-@_preset
+@preset
 def speedrun_add() -> RunConfig:
     """speedrun on x+y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
     at step 308, test acc >= 0.99 at step 430 for all three (delay ratio 1.4), 3.3-3.5 s to it."""
     return _speedrun("speedrun_add", "x+y")
 
 
-@_preset
+@preset
 def speedrun_mul() -> RunConfig:
     """speedrun on x*y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
     at step 308, test acc >= 0.99 at step 430 / 492 / 430 (delay ratio 1.4 / 1.6 / 1.4), 3.2-4.0 s
@@ -183,7 +174,7 @@ def _prieto_base(name: str, **train) -> RunConfig:
     )
 
 
-@_preset
+@preset
 def prieto2025_stablemax() -> RunConfig:
     """Prieto et al. 2025 (Grokking at the edge of numerical stability): StableMax lets an MLP grok
     without any regularization. x+y mod 113, 40% train, one-hot inputs (2 x 113), MLP 200-200
@@ -192,7 +183,7 @@ def prieto2025_stablemax() -> RunConfig:
     return _prieto_base("prieto2025_stablemax", steps=80_000, loss="stablemax", loss_dtype="float64")
 
 
-@_preset
+@preset
 def prieto2025_orthograd() -> RunConfig:
     """Prieto et al. 2025: ⊥AdamW (gradients orthogonal to the weights) generalizes without a long
     plateau and without weight decay. Same MLP and data as prieto2025_stablemax, softmax
@@ -206,7 +197,7 @@ def prieto2025_orthograd() -> RunConfig:
     return replace(cfg, optim=replace(cfg.optim, orthograd=True))
 
 
-@_preset
+@preset
 def omnigrok_norm() -> RunConfig:
     """Liu, Michaud & Tegmark 2023 (Omnigrok), constrained-norm modular addition: the Nanda et al.
     setup (x+y mod 113, 30% train, 1-layer transformer d128, no LayerNorm, full batch AdamW lr
@@ -223,7 +214,7 @@ def omnigrok_norm() -> RunConfig:
     )
 
 
-@_preset
+@preset
 def gromov2023_mlp() -> RunConfig:
     """Gromov 2023 (Grokking modular arithmetic): a 2-layer fully connected net, f = W_U (W x)^2 on
     x = [one-hot(x), one-hot(y)], no biases, width 500, MSE on one-hot targets; x+y mod 97, 50%
@@ -243,15 +234,3 @@ def gromov2023_mlp() -> RunConfig:
         optim=OptimConfig(name="adamw", lr=1e-2, betas=(0.9, 0.98), weight_decay=1.0, warmup_steps=0),
         train=TrainConfig(steps=2000, batch_size=None, loss="mse", eval_every=20, checkpoint_every=200),
     )
-
-
-def list_presets() -> dict[str, str]:
-    """{name: docstring} for every preset."""
-    return {name: inspect.getdoc(fn) or "" for name, fn in _PRESETS.items()}
-
-
-def get_preset(name: str) -> RunConfig:
-    """The RunConfig of preset `name`; ConfigError for an unknown name."""
-    if name not in _PRESETS:
-        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {', '.join(_PRESETS)}")
-    return _PRESETS[name]()

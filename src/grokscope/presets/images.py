@@ -1,0 +1,31 @@
+"""Presets on images: scikit-learn's 8x8 digits with an MLP and a CNN (Omnigrok's large
+initialization; Humayun et al.'s delayed robustness)."""
+
+from __future__ import annotations
+
+from grokscope.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+from grokscope.presets.registry import preset
+
+NO_MEASURES = {"robust_n": 0}
+
+
+def _omnigrok(name: str, alpha: float, **options) -> RunConfig:
+    return RunConfig(
+        name=name,
+        task=TaskConfig(kind="digits", options={"train_size": 1000, **NO_MEASURES, **options}),
+        model=ModelConfig(arch="mlp", n_layers=2, d_mlp=200, activation="relu", init_scale=alpha),
+        optim=OptimConfig(name="adamw", lr=3e-3, betas=(0.9, 0.999), weight_decay=0.02, warmup_steps=0),
+        train=TrainConfig(steps=25_000, batch_size=200, loss="mse", eval_every=200, eval_budget=0.04),
+    )
+
+
+@preset
+def omnigrok_digits() -> RunConfig:
+    """DRAFT (numbers to be measured)."""
+    return _omnigrok("omnigrok_digits", 6.0)
+
+
+@preset
+def omnigrok_digits_control() -> RunConfig:
+    """DRAFT (numbers to be measured)."""
+    return _omnigrok("omnigrok_digits_control", 1.0)
