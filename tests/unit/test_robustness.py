@@ -134,7 +134,8 @@ def test_local_complexity_matches_a_brute_force_count_on_a_tiny_relu_net():
     model = build_model(cfg.model, task)
     x = task.splits["train"].inputs[:5]
     for radius in (0.05, 0.5, 3.0):
-        lc = local_complexity(model, x, radius=radius, directions=3, generator=torch.Generator().manual_seed(7))
+        g = torch.Generator().manual_seed(7)
+        lc = local_complexity(model, x, radius=radius, directions=3, generator=g)
         v = ortho_directions(5, 64, 3, torch.Generator().manual_seed(7)).float()
         with torch.no_grad():
             assert torch.equal(lc, _brute_force_lc(model, x, radius, v)), radius
@@ -144,7 +145,8 @@ def test_local_complexity_matches_a_brute_force_count_on_a_tiny_relu_net():
 def test_cnn_local_complexity_counts_every_channel_at_every_pixel():
     torch.manual_seed(0)
     model = CNN(ModelConfig(arch="cnn", cnn_channels=(2,), n_layers=0), (1, 8, 8), 10)
-    lc = local_complexity(model, task_from_config(_cfg()).splits["train"].inputs[:4], radius=10.0, directions=4)
+    x = task_from_config(_cfg()).splits["train"].inputs[:4]
+    lc = local_complexity(model, x, radius=10.0, directions=4)
     assert 0 < float(lc.max()) <= 2 * 8 * 8  # at most every conv neuron (2 channels x 64 pixels)
 
 

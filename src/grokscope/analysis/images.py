@@ -41,7 +41,8 @@ def reference_norm(cfg, task, reference_state: dict | None = None) -> tuple[floa
 
 def confusion(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
     """(n_classes, n_classes) long counts: row = true class, column = predicted class."""
-    return torch.bincount(target * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    flat = torch.bincount(target * n_classes + pred, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes)
 
 
 def per_class_accuracy(conf: torch.Tensor) -> list[float | None]:
@@ -128,48 +129,52 @@ def image_card(*, final: dict, records: list[dict], metrics: list[dict], phase: 
                gen: str, chance: float, key_steps: dict) -> dict:
     """The generic algorithm card of an image run: what changed between memorization and the end."""
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
-    evidence = [f"At step {final['step']:,} train accuracy is {pct(final['train_acc'])} and {gen} accuracy "
-                f"{pct(final[f'{gen}_acc'])} (chance {pct(chance)})."]
+    acc = f"{gen}_acc"
+    evidence = [f"At step {final['step']:,} train accuracy is {pct(final['train_acc'])} and {gen} "
+                f"accuracy {pct(final[acc])} (chance {pct(chance)})."]
     if phase:
         v = phase.get("verdict") or detect.verdict(phase, split=gen)
-        evidence.append(f"Training curves: {v['label']}; outcome class ({detect.OUTCOME_RULE}): {phase.get('phase')}.")
+        evidence.append(f"Training curves: {v['label']}; outcome class ({detect.OUTCOME_RULE}): "
+                        f"{phase.get('phase')}.")
     mem = key_steps.get("memorized")
     at_mem = next((r for r in records if mem is not None and r["step"] >= mem), None)
     first, ref_norm = records[0], ref[0]
-    norm_line = (f"The weight norm went from {first['weight_norm']:.1f} at step {first['step']:,} to "
-                 f"{final['weight_norm']:.1f} at step {final['step']:,} ({final['weight_norm'] / ref_norm:.2f}x "
-                 f"the α = 1 reference {ref_norm:.1f}, {ref[1]})")
+    norm, ratio = final["weight_norm"], final["weight_norm"] / ref_norm
+    line = (f"The weight norm went from {first['weight_norm']:.1f} at step {first['step']:,} to {norm:.1f} "
+            f"at step {final['step']:,} ({ratio:.2f}x the α = 1 reference {ref_norm:.1f}, {ref[1]})")
     if at_mem is not None and at_mem is not final:
-        norm_line += (f"; at memorization (step {at_mem['step']:,}) it was {at_mem['weight_norm']:.1f} and "
-                      f"{gen} accuracy {pct(at_mem[f'{gen}_acc'])}")
-    evidence.append(norm_line + ".")
-    worst = min((c for c in enumerate(final["per_class"]) if c[1] is not None), key=lambda c: c[1], default=None)
-    if worst is not None:
+        line += (f"; at memorization (step {at_mem['step']:,}) it was {at_mem['weight_norm']:.1f} and "
+                 f"{gen} accuracy {pct(at_mem[acc])}")
+    evidence.append(line + ".")
+    classes = [c for c in enumerate(final["per_class"]) if c[1] is not None]
+    if classes:
+        worst = min(classes, key=lambda c: c[1])
         evidence.append(f"Weakest class at the end: {worst[0]} ({pct(worst[1])} of its {gen} images).")
     rob = robustness_summary(metrics, gen)
     if rob:
-        evidence.append(f"PGD accuracy on {gen} (measured subset): {pct(rob['pgd_at_saturation'])} when clean "
-                        f"accuracy saturated (step {rob['saturation_step']:,}, clean {pct(rob['clean_at_saturation'])})"
-                        f", {pct(rob['pgd_final'])} at step {rob['final_step']:,} (best {pct(rob['pgd_best'])} at "
-                        f"step {rob['pgd_best_step']:,}).")
+        evidence.append(
+            f"PGD accuracy on {gen} (measured subset): {pct(rob['pgd_at_saturation'])} when clean accuracy "
+            f"saturated (step {rob['saturation_step']:,}, clean {pct(rob['clean_at_saturation'])}), "
+            f"{pct(rob['pgd_final'])} at step {rob['final_step']:,} (best {pct(rob['pgd_best'])} at step "
+            f"{rob['pgd_best_step']:,}).")
     lc = lc_phases(metrics)
     if lc:
         moves = " -> ".join(lc["phases"]) or "no move of 5% or more"
-        evidence.append(f"Local complexity at training points: {lc['start']:.1f} at the start, {lc['min']:.1f} at step "
-                        f"{lc['min_step']:,}, {lc['max']:.1f} at step {lc['max_step']:,}, {lc['final']:.1f} at the "
-                        f"end ({moves}).")
-    generalized = final[f"{gen}_acc"] >= detect.GROKKED_ACC
-    fell = at_mem is not None and at_mem["weight_norm"] > final["weight_norm"]
-    if generalized and at_mem is not None and at_mem[f"{gen}_acc"] < detect.GROKKED_ACC and fell:
-        headline = (f"Memorized at step {at_mem['step']:,} with {gen} accuracy {pct(at_mem[f'{gen}_acc'])}; "
-                    f"generalized ({pct(final[f'{gen}_acc'])}) as the weight norm fell from "
-                    f"{at_mem['weight_norm']:.1f} to {final['weight_norm']:.1f} (α = 1 reference {ref_norm:.1f}).")
+        evidence.append(
+            f"Local complexity at training points: {lc['start']:.1f} at the start, {lc['min']:.1f} at step "
+            f"{lc['min_step']:,}, {lc['max']:.1f} at step {lc['max_step']:,}, {lc['final']:.1f} at the end "
+            f"({moves}).")
+    generalized = final[acc] >= detect.GROKKED_ACC
+    ref_text = f"(α = 1 reference {ref_norm:.1f})"
+    delayed = at_mem is not None and at_mem[acc] < detect.GROKKED_ACC and at_mem["weight_norm"] > norm
+    if generalized and delayed:
+        headline = (f"Memorized at step {at_mem['step']:,} with {gen} accuracy {pct(at_mem[acc])}; "
+                    f"generalized ({pct(final[acc])}) as the weight norm fell from "
+                    f"{at_mem['weight_norm']:.1f} to {norm:.1f} {ref_text}.")
     elif generalized:
-        headline = (f"Generalizes: {gen} accuracy {pct(final[f'{gen}_acc'])}, weight norm "
-                    f"{final['weight_norm']:.1f} (α = 1 reference {ref_norm:.1f}).")
+        headline = f"Generalizes: {gen} accuracy {pct(final[acc])}, weight norm {norm:.1f} {ref_text}."
     else:
-        headline = (f"Not generalized: {gen} accuracy {pct(final[f'{gen}_acc'])}, weight norm "
-                    f"{final['weight_norm']:.1f} (α = 1 reference {ref_norm:.1f}).")
+        headline = f"Not generalized: {gen} accuracy {pct(final[acc])}, weight norm {norm:.1f} {ref_text}."
     return {"claim": "none", "circuit": "untested", "headline": headline, "evidence": evidence}
 
 

@@ -185,7 +185,8 @@ def analyze(
             from grokscope.analysis.images import analyze_images
 
             with RunLock(rd.path, "run"):
-                return analyze_images(rd, cfg, task, ckpts, figures=figures, report=report, reference=reference)
+                return analyze_images(rd, cfg, task, ckpts, figures=figures, report=report,
+                                      reference=reference)
     elif reference is not None:
         raise ConfigError("reference: only image runs take a reference run")
     an = _Analyzer(rd)

@@ -50,7 +50,8 @@ def norm_curve(records: list[dict], phase: dict | None, reference: tuple[float, 
 def per_class(records: list[dict], phase: dict | None, gen: str, path: Path) -> dict:
     plt = pyplot()
     steps = [r["step"] for r in records]
-    acc = torch.tensor([[float("nan") if v is None else v for v in r["per_class"]] for r in records])  # (ckpt, C)
+    nan = float("nan")
+    acc = torch.tensor([[nan if v is None else v for v in r["per_class"]] for r in records])  # (ckpt, C)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     if phase:
         shade_phases((ax,), phase.get("phases") or [])
@@ -96,7 +97,8 @@ def filter_images(images: dict[str, torch.Tensor], path: Path) -> dict:
     k = max(int(v.shape[0]) for v in images.values())
     cols = min(k, 8)
     rows_each = -(-k // cols)
-    fig, axes = plt.subplots(rows_each * len(images), cols, figsize=(1.1 * cols, 1.2 * rows_each * len(images) + 0.3),
+    n_rows = rows_each * len(images)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(1.1 * cols, 1.2 * n_rows + 0.3),
                              squeeze=False)
     for block, (title, w) in enumerate(images.items()):
         for i in range(rows_each * cols):
@@ -109,8 +111,8 @@ def filter_images(images: dict[str, torch.Tensor], path: Path) -> dict:
                 ax.set_title(title, fontsize=8, loc="left")
     fig.tight_layout()
     return _entry(save_png(fig, plt, path), "fig-filters",
-                  "First-layer weights as images (the largest-norm filters, first channel; red positive, blue "
-                  "negative, each on its own scale) at the key checkpoints.")
+                  "First-layer weights as images (the largest-norm filters, first channel; red positive, "
+                  "blue negative, each on its own scale) at the key checkpoints.")
 
 
 def draw_all(fig_dir, *, records: list[dict], phase: dict | None, reference: tuple[float, str], gen: str,

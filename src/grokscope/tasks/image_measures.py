@@ -58,7 +58,8 @@ def check_robustness_options(options: dict, n_pixels: int) -> None:
               ("pgd_steps", o.pgd_steps >= 0, "an integer >= 0"),
               ("pgd_step_size", math.isfinite(o.pgd_step_size) and o.pgd_step_size >= 0, "a number >= 0"),
               ("lc_radius", math.isfinite(o.lc_radius) and o.lc_radius > 0, "a number > 0"),
-              ("lc_directions", 1 <= o.lc_directions <= n_pixels, f"an integer in 1..{n_pixels} (the pixels)")]
+              ("lc_directions", 1 <= o.lc_directions <= n_pixels,
+               f"an integer in 1..{n_pixels} (the pixels)")]
     for name, ok, allowed in checks:
         if not ok:
             raise ConfigError(f"task.options.{name}: must be {allowed}, got {getattr(o, name)!r}")
@@ -109,12 +110,12 @@ class ImageTask(Task):
             idx = self._subset(name)
             x, y = split.inputs[idx].to(device), split.targets[idx].to(device)
             g = torch.Generator().manual_seed(MEASURE_SEED + 1)
-            out[f"{name}_pgd_acc"] = pgd_accuracy(model, x, y, eps=o.pgd_eps, steps=o.pgd_steps, step_size=step,
-                                                  box=self.box, generator=g)
+            out[f"{name}_pgd_acc"] = pgd_accuracy(model, x, y, eps=o.pgd_eps, steps=o.pgd_steps,
+                                                  step_size=step, box=self.box, generator=g)
             out[f"{name}_fgsm_acc"] = fgsm_accuracy(model, x, y, eps=o.pgd_eps, box=self.box)
             g = torch.Generator().manual_seed(MEASURE_SEED + 2)
-            lc[f"{name}_lc"] = float(local_complexity(model, x, radius=o.lc_radius, directions=o.lc_directions,
-                                                      generator=g).mean())
+            lc[f"{name}_lc"] = float(local_complexity(model, x, radius=o.lc_radius,
+                                                      directions=o.lc_directions, generator=g).mean())
         g = torch.Generator().manual_seed(MEASURE_SEED + 3)
         lo, hi = self.box
         points = lo + (hi - lo) * torch.rand((o.robust_n, *self.input_shape), generator=g)

@@ -104,8 +104,8 @@ def build_digits(cfg) -> Task:
     meta = {"kind": "digits", "source": "sklearn.datasets.load_digits", "image_shape": [1, 8, 8],
             "n_train": n_train, "n_test": len(test_idx), "n_noisy": n_noisy,
             "train_class_counts": torch.bincount(train_labels, minlength=N_CLASSES).tolist()}
-    return image_task(cfg.task.options, kind="digits", splits=splits, input_kind="image", input_shape=(1, 8, 8),
-                      n_classes=N_CLASSES, meta=meta)
+    return image_task(cfg.task.options, kind="digits", splits=splits, input_kind="image",
+                      input_shape=(1, 8, 8), n_classes=N_CLASSES, meta=meta)
 
 
 # ------------------------------------------------------------------------------ a user's image files
@@ -219,6 +219,7 @@ def build_image_files(cfg) -> Task:
             "train_class_counts": torch.bincount(y_tr, minlength=n_classes).tolist()}
     box = (0.0, 1.0) if float(x_tr.min()) >= 0 and float(x_tr.max()) <= 1 else \
         (float(min(x_tr.min(), x_te.min())), float(max(x_tr.max(), x_te.max())))
-    return image_task(opts, kind="image_files", splits={"train": Split(x_tr, y_tr), "test": Split(x_te, y_te)},
+    splits = {"train": Split(x_tr, y_tr), "test": Split(x_te, y_te)}
+    return image_task(opts, kind="image_files", splits=splits,
                       input_kind="image", input_shape=tuple(x_tr.shape[1:]), n_classes=n_classes, meta=meta,
                       box=box)
