@@ -166,10 +166,12 @@ def image_card(*, final: dict, records: list[dict], metrics: list[dict], phase: 
             f"({moves}).")
     generalized = final[acc] >= detect.GROKKED_ACC
     ref_text = f"(α = 1 reference {ref_norm:.1f})"
-    delayed = at_mem is not None and at_mem[acc] < detect.GROKKED_ACC and at_mem["weight_norm"] > norm
-    if generalized and delayed:
+    delayed = (at_mem is not None and final[acc] - at_mem[acc] >= detect.MIN_RISE
+               and at_mem["weight_norm"] > norm)
+    if delayed:
+        level = "generalized" if generalized else f"below the {detect.GROKKED_ACC} grokking level"
         headline = (f"Memorized at step {at_mem['step']:,} with {gen} accuracy {pct(at_mem[acc])}; "
-                    f"generalized ({pct(final[acc])}) as the weight norm fell from "
+                    f"{gen} accuracy then rose to {pct(final[acc])} ({level}) as the weight norm fell from "
                     f"{at_mem['weight_norm']:.1f} to {norm:.1f} {ref_text}.")
     elif generalized:
         headline = f"Generalizes: {gen} accuracy {pct(final[acc])}, weight norm {norm:.1f} {ref_text}."
