@@ -141,3 +141,22 @@ def test_bad_image_files_are_one_line_errors_and_pickles_are_refused(tmp_path):
     _npz(tmp_path / "ok.npz", xtr, ytr, xtr, ytr)
     with pytest.raises(ConfigError, match=r"^task\.options\.train_size: the files have 6 training images"):
         _files_task(tmp_path, tmp_path / "ok.npz", train_size=7)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_init_scale_multiplies_every_parameter_of_the_image_models(arch):
+    from grokscope.config import ModelConfig
+    from grokscope.models import build_model
+
+    task = _task()
+    built = {}
+    for alpha in (1.0, 8.0):
+        torch.manual_seed(5)
+        built[alpha] = build_model(ModelConfig(arch=arch, n_layers=1, d_mlp=16, cnn_channels=(4,),
+                                               init_scale=alpha), task).state_dict()
+    assert built[1.0].keys() == built[8.0].keys()
+    for name, w in built[1.0].items():
+        assert torch.allclose(built[8.0][name], 8 * w), name
+    out = build_model(ModelConfig(arch=arch, n_layers=1, d_mlp=16, cnn_channels=(4,)), task)(
+        task.splits["train"].inputs[:3])
+    assert out.shape == (3, 10)

@@ -12,10 +12,10 @@ NO_MEASURES = {"robust_n": 0}
 def _omnigrok(name: str, alpha: float, **options) -> RunConfig:
     return RunConfig(
         name=name,
-        task=TaskConfig(kind="digits", options={"train_size": 1000, **NO_MEASURES, **options}),
+        task=TaskConfig(kind="digits", options={"train_size": 300, **NO_MEASURES, **options}),
         model=ModelConfig(arch="mlp", n_layers=2, d_mlp=200, activation="relu", init_scale=alpha),
         optim=OptimConfig(name="adamw", lr=3e-3, betas=(0.9, 0.999), weight_decay=0.02, warmup_steps=0),
-        train=TrainConfig(steps=25_000, batch_size=200, loss="mse", eval_every=200, eval_budget=0.04),
+        train=TrainConfig(steps=35_000, batch_size=200, loss="mse", eval_every=250, eval_budget=0.04),
     )
 
 
