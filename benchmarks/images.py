@@ -2,7 +2,7 @@
 
 Parts (each run is its own process on one thread, two at a time on a 2-core machine):
 
-- presets: omnigrok_digits and omnigrok_digits_control for --seeds seeds: memorized step (train
+- presets (control: the control alone): omnigrok_digits and omnigrok_digits_control for --seeds seeds: memorized step (train
   acc >= 0.99), test accuracy there, the steps where test accuracy reaches 0.9 / 0.95, the delay
   ratio at 0.95 (summary.json's delay_ratio_0.95), the outcome class, final accuracies, weight norm
   at the start and the end, training seconds;
@@ -30,12 +30,13 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
-PARTS = ("presets", "wd", "humayun", "cost", "cnn")
+PARTS = ("presets", "control", "wd", "humayun", "cost", "cnn")
 
 
-def run(job: tuple[str, int, dict]) -> dict:
-    """Train preset `name` with seed and dotted overrides in this process (one thread); its numbers."""
-    name, seed, overrides = job
+def run(job: tuple[str, int, dict, str | None]) -> dict:
+    """Train preset `name` with seed and dotted overrides in this process (one thread); its numbers.
+    With `keep`, the run directory is kept under that folder (named preset-seed[-overrides])."""
+    name, seed, overrides, keep = job
     import torch
 
     torch.set_num_threads(1)
@@ -49,7 +50,8 @@ def run(job: tuple[str, int, dict]) -> dict:
     cfg = apply_overrides(grokscope.get_preset(name), {k: str(v) for k, v in overrides.items()})
     cfg = replace(cfg, seed=seed, log=LogConfig(figure=False, report=False, progress=False))
     with tempfile.TemporaryDirectory() as tmp:
-        r = grokscope.train(cfg, os.path.join(tmp, "run"))
+        label = "-".join([name, str(seed), *(f"{k.split('.')[-1]}{v}" for k, v in overrides.items())])
+        r = grokscope.train(cfg, os.path.join(keep, label) if keep else os.path.join(tmp, "run"))
     m, ev = r.metrics, r.summary["events"]
     mem = first_step(m, "train_acc", 0.99)
     at_mem = next((x["test_acc"] for x in m if mem is not None and x["step"] >= mem), None)
@@ -93,6 +95,7 @@ def main() -> None:
     ap.add_argument("--wd", default="0.05,0.1,0.2,0.4")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write every row to this file")
+    ap.add_argument("--keep", default=None, help="keep the run directories under this folder")
     a = ap.parse_args()
     parts = a.parts.split(",")
     seeds = range(a.seeds)
@@ -101,6 +104,8 @@ def main() -> None:
     jobs: dict[str, list] = {}
     if "presets" in parts:
         jobs["presets"] = [(n, s, {}) for n in ("omnigrok_digits", "omnigrok_digits_control") for s in seeds]
+    if "control" in parts:  # the control alone (the wd part's first value runs omnigrok_digits itself)
+        jobs["control"] = [("omnigrok_digits_control", s, {}) for s in seeds]
     if "wd" in parts:
         jobs["wd"] = [("omnigrok_digits", s, {"optim.weight_decay": w}) for w in a.wd.split(",") for s in seeds]
     if "humayun" in parts:
@@ -111,7 +116,7 @@ def main() -> None:
         jobs["cnn"] = [("digits_cnn", s, o) for o in ({}, {"model.init_scale": 1.0}) for s in seeds]
     flat = [(part, job) for part, js in jobs.items() for job in js]
     with ProcessPoolExecutor(a.workers) as pool:
-        results = list(pool.map(run, [job for _, job in flat]))
+        results = list(pool.map(run, [(*job, a.keep) for _, job in flat]))
     by_part: dict[str, list] = {}
     for (part, _), res in zip(flat, results):
         by_part.setdefault(part, []).append(res)
