@@ -2,8 +2,8 @@
 
 Parts (each run is its own process on one thread, two at a time on a 2-core machine):
 
-- presets (control: the control alone): omnigrok_digits and omnigrok_digits_control for --seeds seeds: memorized step (train
-  acc >= 0.99), test accuracy there, the steps where test accuracy reaches 0.9 / 0.95, the delay
+- presets (control: the control alone): omnigrok_digits and omnigrok_digits_control for --seeds
+  seeds: memorized step (train acc >= 0.99), test accuracy there, the steps where test accuracy reaches 0.9 / 0.95, the delay
   ratio at 0.95 (summary.json's delay_ratio_0.95), the outcome class, final accuracies, weight norm
   at the start and the end, training seconds;
 - wd: omnigrok_digits over weight decays --wd (seeds as above): steps to test accuracy 0.9 and
@@ -75,7 +75,8 @@ def _table(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['preset']:26} {r['seed']:>4} {_f(r['memorized'], 'd'):>6} {_f(r['test_at_mem']):>8} "
               f"{_f(r['t90'], 'd'):>6} {_f(r['t95'], 'd'):>6} {_f(r['delay_ratio_0.95'], '.1f'):>6} "
-              f"{r['outcome'] or '-':>13} {r['final_train']:6.3f} {r['final_test']:6.3f} {r['norm_start']:6.1f} "
+              f"{r['outcome'] or '-':>13} {r['final_train']:6.3f} {r['final_test']:6.3f} "
+              f"{r['norm_start']:6.1f} "
               f"{r['norm_end']:6.1f} {r['train_seconds']:6.1f}")
 
 
@@ -99,7 +100,8 @@ def main() -> None:
     a = ap.parse_args()
     parts = a.parts.split(",")
     seeds = range(a.seeds)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}, "
           f"python {sys.version.split()[0]}; {a.workers} runs at a time, 1 thread each")
     jobs: dict[str, list] = {}
     if "presets" in parts:
@@ -107,7 +109,8 @@ def main() -> None:
     if "control" in parts:  # the control alone (the wd part's first value runs omnigrok_digits itself)
         jobs["control"] = [("omnigrok_digits_control", s, {}) for s in seeds]
     if "wd" in parts:
-        jobs["wd"] = [("omnigrok_digits", s, {"optim.weight_decay": w}) for w in a.wd.split(",") for s in seeds]
+        jobs["wd"] = [("omnigrok_digits", s, {"optim.weight_decay": w})
+                      for w in a.wd.split(",") for s in seeds]
     if "humayun" in parts:
         jobs["humayun"] = [("humayun_digits", s, {}) for s in seeds]
     if "cost" in parts:
@@ -132,15 +135,18 @@ def main() -> None:
             for r in rows:
                 rob, lc = r["robustness"] or {}, r["lc"] or {}
                 print(f"seed {r['seed']}: clean test saturated at step {rob.get('saturation_step')} "
-                      f"(clean {_f(rob.get('clean_at_saturation'))}); test PGD acc there {_f(rob.get('pgd_at_saturation'))}, "
-                      f"best {_f(rob.get('pgd_best'))} at step {rob.get('pgd_best_step')}, end {_f(rob.get('pgd_final'))}; "
+                      f"(clean {_f(rob.get('clean_at_saturation'))}); "
+                      f"test PGD acc there {_f(rob.get('pgd_at_saturation'))}, best {_f(rob.get('pgd_best'))} "
+                      f"at step {rob.get('pgd_best_step')}, end {_f(rob.get('pgd_final'))}; "
                       f"FGSM there {_f(rob.get('fgsm_at_saturation'))}, end {_f(rob.get('fgsm_final'))}; "
-                      f"train LC {_f(lc.get('start'), '.1f')} -> min {_f(lc.get('min'), '.1f')} at {lc.get('min_step')} "
-                      f"-> max {_f(lc.get('max'), '.1f')} at {lc.get('max_step')} -> {_f(lc.get('final'), '.1f')} "
+                      f"train LC {_f(lc.get('start'), '.1f')} -> min {_f(lc.get('min'), '.1f')} "
+                      f"at {lc.get('min_step')} -> max {_f(lc.get('max'), '.1f')} at {lc.get('max_step')} "
+                      f"-> {_f(lc.get('final'), '.1f')} "
                       f"({' -> '.join(lc.get('phases') or [])})")
         if part == "cost":
             on, off = rows[0]["train_seconds"], rows[1]["train_seconds"]
-            print(f"measures' share of the training session: {(on - off) / on:.1%} ({on:.1f} s with, {off:.1f} s "
+            print(f"measures' share of the training session: {(on - off) / on:.1%} ({on:.1f} s with, "
+                  f"{off:.1f} s "
                   f"without); evaluations (measures included) {rows[0]['eval_seconds']:.1f} s")
     if a.json:
         with open(a.json, "w") as f:

@@ -22,7 +22,8 @@ pytest.importorskip("sklearn")
 def grokked(tmp_path_factory):
     """omnigrok_digits shrunk to 200 training images, weight decay 0.25 and 4,000 steps (~15 s)."""
     cfg = apply_overrides(grokscope.get_preset("omnigrok_digits"),
-                          {"task.options.train_size": "200", "optim.weight_decay": "0.25", "train.steps": "4000",
+                          {"task.options.train_size": "200", "optim.weight_decay": "0.25",
+                           "train.steps": "4000",
                            "task.options.robust_n": "40", "task.options.lc_directions": "4",
                            "task.options.pgd_steps": "3"})
     cfg = replace(cfg, log=LogConfig(figure=False, report=True, progress=False))
@@ -59,7 +60,8 @@ def test_analyze_an_image_run_reports_norm_reference_confusion_filters_and_card(
     assert r.returncode == 0, r.stderr
     out = json.loads((grokked.path / "analysis.json").read_text())
     card = out["card"]
-    assert card["headline"].startswith("Memorized at step") and "as the weight norm fell from" in card["headline"]
+    assert card["headline"].startswith("Memorized at step")
+    assert "as the weight norm fell from" in card["headline"]
     assert any("PGD accuracy on test" in e for e in card["evidence"])
     assert any("Local complexity at training points" in e for e in card["evidence"])
     details = out["details"]
@@ -68,7 +70,7 @@ def test_analyze_an_image_run_reports_norm_reference_confusion_filters_and_card(
     assert sum(map(sum, conf)) == grokked.summary["split_sizes"]["test"]
     files = {f["file"] for f in out["figures"]}
     assert files == {"figures/image_norm.png", "figures/per_class.png", "figures/confusion.png",
-                     "figures/filters.png"}
+                     "figures/filters.png", "figures/robustness.png"}
     assert all((grokked.path / f).read_bytes()[:4] == b"\x89PNG" for f in files)
     html = (grokked.path / "report.html").read_text()
     assert "Learned algorithm" in html and 'id="fig-filters"' in html
@@ -76,7 +78,8 @@ def test_analyze_an_image_run_reports_norm_reference_confusion_filters_and_card(
 
 def test_analyze_with_a_reference_run_that_is_not_one_is_a_one_line_error(grokked, tmp_path):
     r = subprocess.run([sys.executable, "-m", "grokscope", "analyze", str(grokked.path),
-                        "--reference", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                        "--reference", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip() == f"grokscope: error: reference: {str(tmp_path)!r} is not a run directory " \
                                "(no config.json)"

@@ -263,7 +263,7 @@ def analyze_images(rd, cfg, task, ckpts: list, *, figures: bool, report: bool, r
             if s is not None and s not in shown.values():
                 shown[label] = s
         out["figures"] = image_plots.draw_all(
-            rd.figures, records=records, phase=phase, reference=ref, gen=gen,
+            rd.figures, records=records, phase=phase, reference=ref, gen=gen, metrics=metrics,
             confusions={f"{label}: step {s:,}": conf[s] for label, s in shown.items() if s in conf},
             filters={f"{label}: step {s:,}": filters[s] for label, s in shown.items() if s in filters})
     out["seconds"] = round(time.perf_counter() - t0, 2)

@@ -47,6 +47,40 @@ def norm_curve(records: list[dict], phase: dict | None, reference: tuple[float, 
                   "with train and test accuracy; phases shaded.")
 
 
+def robustness_curves(metrics: list[dict], phase: dict | None, gen: str, path: Path) -> dict:
+    """Clean, PGD and FGSM accuracy of the generalization split (top) and local complexity at
+    train, test and random points (bottom) from metrics.jsonl, phases shaded."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.6), sharex=True)
+    if phase:
+        shade_phases((top, bottom), phase.get("phases") or [])
+
+    def series(key):
+        pairs = [(r["step"], r[key]) for r in metrics if isinstance(r.get(key), (int, float))]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    for key, color, label in ((f"{gen}_acc", TEST_COLOR, f"{gen} acc (clean)"),
+                              (f"{gen}_pgd_acc", "black", f"{gen} PGD acc"),
+                              (f"{gen}_fgsm_acc", "grey", f"{gen} FGSM acc"),
+                              ("train_acc", TRAIN_COLOR, "train acc (clean)")):
+        top.plot(*series(key), color=color, lw=1.4, label=label)
+    top.set_ylim(0, 1.02)
+    top.set_ylabel("accuracy")
+    top.legend(fontsize=8, loc="upper left")
+    for key, color in (("train_lc", TRAIN_COLOR), (f"{gen}_lc", TEST_COLOR), ("random_lc", "grey")):
+        bottom.plot(*series(key), color=color, lw=1.4, label=key)
+    bottom.set_ylabel("local complexity")
+    bottom.set_xlabel("step")
+    bottom.legend(fontsize=8, loc="upper left")
+    _log_x(bottom, [r["step"] for r in metrics])
+    top.set_title("Delayed robustness: adversarial accuracy and local complexity", fontsize=10)
+    fig.tight_layout()
+    return _entry(save_png(fig, plt, path), "fig-robustness",
+                  f"Clean, PGD and FGSM accuracy on the {gen} split's measured subset (top) and the "
+                  "local complexity at training, test and random points (bottom) at every evaluation; "
+                  "phases shaded.")
+
+
 def per_class(records: list[dict], phase: dict | None, gen: str, path: Path) -> dict:
     plt = pyplot()
     steps = [r["step"] for r in records]
@@ -116,11 +150,15 @@ def filter_images(images: dict[str, torch.Tensor], path: Path) -> dict:
 
 
 def draw_all(fig_dir, *, records: list[dict], phase: dict | None, reference: tuple[float, str], gen: str,
-             confusions: dict[str, torch.Tensor], filters: dict[str, torch.Tensor]) -> list[dict]:
-    """Every image-analysis figure; returns their {file, id, caption} entries."""
+             confusions: dict[str, torch.Tensor], filters: dict[str, torch.Tensor],
+             metrics: list[dict] = ()) -> list[dict]:
+    """Every image-analysis figure; returns their {file, id, caption} entries. `metrics`: the run's
+    metrics.jsonl records (the robustness figure when they hold PGD accuracy)."""
     fig_dir = Path(fig_dir)
     out = [norm_curve(records, phase, reference, gen, fig_dir / "image_norm.png"),
            per_class(records, phase, gen, fig_dir / "per_class.png")]
+    if any(f"{gen}_pgd_acc" in r for r in metrics):
+        out.append(robustness_curves(list(metrics), phase, gen, fig_dir / "robustness.png"))
     if confusions:
         out.append(confusion_matrices(confusions, gen, fig_dir / "confusion.png"))
     if filters:
