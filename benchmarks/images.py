@@ -4,8 +4,8 @@ Parts (each run is its own process on one thread, two at a time on a 2-core mach
 
 - presets (control: the control alone): omnigrok_digits and omnigrok_digits_control for --seeds
   seeds: memorized step (train acc >= 0.99), test accuracy there, the steps where test accuracy
-  reaches 0.9 / 0.95, the delay ratio at 0.95 (summary.json's delay_ratio_0.95), the outcome class, final accuracies, weight norm
-  at the start and the end, training seconds;
+  reaches 0.9 / 0.95, the delay ratio at 0.95 (summary.json's delay_ratio_0.95), the outcome
+  class, final accuracies, weight norm at the start and the end, training seconds;
 - wd: omnigrok_digits over weight decays --wd (seeds as above): steps to test accuracy 0.9 and
   0.95, and the exponent b of the least-squares fit t = a * wd^b on log-log axes (Omnigrok's law
   says b = -1);
@@ -137,7 +137,8 @@ def main() -> None:
                 print(f"seed {r['seed']}: clean test saturated at step {rob.get('saturation_step')} "
                       f"(clean {_f(rob.get('clean_at_saturation'))}); "
                       f"test PGD acc there {_f(rob.get('pgd_at_saturation'))}, "
-                      f"best {_f(rob.get('pgd_best'))} at step {rob.get('pgd_best_step')}, end {_f(rob.get('pgd_final'))}; "
+                      f"best {_f(rob.get('pgd_best'))} at step {rob.get('pgd_best_step')}, "
+                      f"end {_f(rob.get('pgd_final'))}; "
                       f"FGSM there {_f(rob.get('fgsm_at_saturation'))}, end {_f(rob.get('fgsm_final'))}; "
                       f"train LC {_f(lc.get('start'), '.1f')} -> min {_f(lc.get('min'), '.1f')} "
                       f"at {lc.get('min_step')} -> max {_f(lc.get('max'), '.1f')} at {lc.get('max_step')} "
