@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -160,3 +162,18 @@ def test_init_scale_multiplies_every_parameter_of_the_image_models(arch):
     out = build_model(ModelConfig(arch=arch, n_layers=1, d_mlp=16, cnn_channels=(4,)), task)(
         task.splits["train"].inputs[:3])
     assert out.shape == (3, 10)
+
+
+def test_image_presets_are_digits_runs_and_the_control_differs_only_in_alpha():
+    from grokscope import get_preset
+
+    grok, control = get_preset("omnigrok_digits"), get_preset("omnigrok_digits_control")
+    assert grok.task.kind == "digits" and grok.train.loss == "mse" and grok.model.init_scale > 1
+    same_alpha = replace(control.model, init_scale=grok.model.init_scale)
+    assert replace(control, name=grok.name, model=same_alpha) == grok
+    assert control.model.init_scale == 1.0
+    hum = get_preset("humayun_digits")
+    assert hum.task.options["robust_n"] > 0  # the robustness preset measures; omnigrok's do not
+    assert grok.task.options["robust_n"] == 0
+    for name in ("omnigrok_digits", "omnigrok_digits_control", "humayun_digits", "digits_cnn"):
+        task_from_config(validate(get_preset(name)))  # every image preset builds
