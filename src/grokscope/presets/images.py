@@ -90,7 +90,21 @@ def humayun_digits() -> RunConfig:
 
 @preset
 def digits_cnn() -> RunConfig:
-    """DRAFT (numbers to be measured)."""
+    """A CNN groks digits with large initialization too, but only its last 10-20 points are late:
+    its convolutions generalize most of the way as soon as it fits.
+
+    200 training digits (1,597 test), CNN conv 16 -> max-pool -> conv 32 -> max-pool (3x3, ReLU),
+    one hidden layer of 64, MSE on one-hot targets, every parameter x3 after init (init_scale 3),
+    AdamW lr 3e-3, betas (0.9, 0.999), wd 0.1, full batch (200), 20,000 steps.
+
+    Measured here (benchmarks/images.py --parts cnn --seeds 3, 1 thread, two runs side by side;
+    seeds 0 / 1 / 2): train accuracy >= 0.99 at step 600 / 1,000 / 559 with test accuracy 0.80 /
+    0.85 / 0.76 there; test accuracy >= 0.9 at 8,200 / 3,548 / 4,400 and >= 0.95 at 18,200 / 14,600
+    / 16,600 (delay ratio at 0.95 30.3 / 14.6 / 29.7, outcome class grokking), final 0.960 / 0.971 /
+    0.951, as the weight norm falls from 29 to 12-14. The same CNN at init_scale 1 fits at step 68
+    with test accuracy 0.95-0.96 (delay ratio 1-2, comprehension) and ends at 0.964 / 0.968 / 0.948.
+    164-188 s of training.
+    """
     return RunConfig(
         name="digits_cnn",
         task=TaskConfig(kind="digits", options={"train_size": 200, **NO_MEASURES}),
