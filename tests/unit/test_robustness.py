@@ -1,4 +1,4 @@
-"""Adversarial accuracy and local complexity (grokscope.analysis.robustness) and the image tasks'
+"""Adversarial accuracy and local complexity (grokscope.models.robustness) and the image tasks'
 measures built on them."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from grokscope import RunConfig, TaskConfig
-from grokscope.analysis.robustness import fgsm_accuracy, local_complexity, ortho_directions, pgd_accuracy
 from grokscope.config import ModelConfig, validate
 from grokscope.errors import ConfigError
 from grokscope.models import CNN, MLP, build_model
+from grokscope.models.robustness import fgsm_accuracy, local_complexity, ortho_directions, pgd_accuracy
 from grokscope.tasks import task_from_config
 
 

@@ -1,6 +1,7 @@
 """Figures of `grokscope analyze` on an image run (matplotlib, Agg): weight norm against the α = 1
-reference with accuracy, per-class accuracy over checkpoints, confusion matrices and first-layer
-filters at the key checkpoints. They only draw: `grokscope.analysis.images` computes the arrays."""
+reference with accuracy, robustness and local complexity, per-class accuracy over checkpoints,
+confusion matrices and first-layer filters at the key checkpoints. They only draw: the image
+analysis (analysis/images.py) computes the arrays."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ images, random starts and polytope directions at every evaluation, so the curves
 changing, not the sample), with their compute counted in the evaluation budget
 (`Task.measure_cost`). Logged as `{split}_pgd_acc`, `{split}_fgsm_acc`, `{split}_lc` for every
 split and `random_lc` at uniform random points of the pixel box. See
-`grokscope.analysis.robustness` for the definitions.
+`grokscope.models.robustness` for the definitions.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grokscope.errors import ConfigError
+from grokscope.models.robustness import fgsm_accuracy, local_complexity, pgd_accuracy
 from grokscope.tasks.task import Task
 
 __all__ = ["ImageTask", "RobustnessOptions", "check_robustness_options", "robustness_of"]
@@ -98,8 +99,6 @@ class ImageTask(Task):
         return rows * (4 * o.pgd_steps + 1 + 4 + 2 * o.lc_directions) + o.robust_n * 2 * o.lc_directions
 
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
-        from grokscope.analysis.robustness import fgsm_accuracy, local_complexity, pgd_accuracy
-
         o = self.robustness
         if o.robust_n == 0:
             return {}
