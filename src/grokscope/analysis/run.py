@@ -21,7 +21,7 @@ from grokscope.analysis import fourier, geometry, probe, progress
 from grokscope.analysis.card import algorithm_card
 from grokscope.errors import ConfigError
 from grokscope.models import build_model
-from grokscope.tasks import task_from_config
+from grokscope.tasks import task_from_config, task_kinds
 from grokscope.tracking.lock import RunLock
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 from grokscope.training.checkpoint import CheckpointError, load_checkpoint
@@ -179,7 +179,7 @@ def analyze(
     if not ckpts:
         raise ConfigError(f"run: {str(run_dir)!r} has no checkpoints to analyse")
     cfg = config_mod.from_dict(rd.read_config_dict())
-    if cfg.task.kind not in ("modular", "permutation"):
+    if cfg.task.kind not in ("modular", "permutation") and cfg.task.kind in task_kinds():
         task = task_from_config(cfg)
         if task.input_kind == "image":
             from grokscope.analysis.images import analyze_images
