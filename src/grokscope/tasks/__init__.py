@@ -193,3 +193,8 @@ from grokscope.tasks.images import ImageFilesOptions, build_image_files, validat
 
 register_task("image_files", build_image_files, validate=validate_image_files, options=ImageFilesOptions,
               doc="Your own MNIST/CIFAR-style files: a .npz (x_train, y_train, x_test, y_test) or IDX files.")
+
+from grokscope.tasks.parity import ParityOptions, build_parity, validate_parity  # noqa: E402
+
+register_task("parity", build_parity, validate=validate_parity, options=ParityOptions,
+              doc="Sparse parity: the product of k hidden bits of an n-bit ±1 string (Merrill et al. 2023).")
