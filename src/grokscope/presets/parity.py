@@ -8,7 +8,23 @@ from grokscope.presets.registry import preset
 
 @preset
 def merrill2023_parity() -> RunConfig:
-    """DRAFT (numbers to be measured)."""
+    """Merrill, Tsilivis & Shukla 2023: finite-sample sparse parity memorizes, then generalizes
+    abruptly, with hidden progress before the jump.
+
+    x in {-1, +1}^40, label = parity of 3 hidden bits, 1,000 distinct training strings, 5,000 fresh
+    test strings; MLP 40-1000-2 ReLU, cross-entropy (the paper: hinge loss), SGD lr 0.1 without
+    momentum, wd 0.01, batch 32, 20,000 steps (the paper: 300 epochs, ~9.4k steps). Evaluations
+    every 100 steps without a budget cap (an evaluation costs about as much as a few 32-example steps).
+
+    Measured here (1 thread, seeds 0 / 1 / 2; beside the test suite on the other core): train
+    accuracy >= 0.99 at step 501 / 500 / 631 with test accuracy 0.50 / 0.51 / 0.50 (chance); test
+    accuracy >= 0.99 at 6,200 / 9,100 / 8,400 (delay ratio 12.4 / 18.2 / 13.3, outcome class
+    grokking), final 1.0. Hidden progress: the Fourier gap (final 0.96) crosses half its final value
+    at 5,100 / 7,900 / 6,500, while test accuracy crosses 0.75 (half way from chance) at 5,200 /
+    7,943 / 6,600; the share of first-layer weight on the 3 relevant inputs goes from 0.07 (3/40)
+    to 0.96-1.0. 35-37 s of training each. With wd 0.003 the delay grows to 39-72x (mem ~490,
+    generalized 18,900-36,200); with 600-700 training strings nothing generalizes in 40,000 steps.
+    """
     return RunConfig(
         name="merrill2023_parity",
         task=TaskConfig(kind="parity", options={"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 5000}),
