@@ -103,3 +103,20 @@ def test_no_gap_subsets_means_no_measures():
 def test_bad_parity_options_are_one_line_naming_the_field(options, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
         _task(**options)
+
+
+def test_token_inputs_feed_the_transformer_and_keep_the_fourier_measure():
+    t = _task(arch="transformer", inputs="tokens")
+    x = t.splits["train"].inputs
+    assert t.input_kind == "tokens" and t.input_shape == (13,) and t.vocab_size == 3
+    assert set(x[:, :12].unique().tolist()) <= {0, 1} and bool((x[:, 12] == 2).all())
+    S = t.meta["subset"]
+    assert torch.equal(t.splits["train"].targets, (x[:, S].sum(1) % 2))  # odd number of 1-bits: class 1
+    assert t.measure_names == ("fourier_gap",)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="transformer", n_layers=1, d_model=32, n_heads=4, d_mlp=64), t)
+    assert model(x[:5]).shape == (5, 2)
+    assert abs(t.measures(model, torch.device("cpu"))["fourier_gap"]) < 0.5
+    message = "task.options.inputs: must be 'vector' or 'tokens', got 'bits'"
+    with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
+        _task(inputs="bits")

@@ -12,7 +12,10 @@ Measures (hidden progress, logged on the evaluation schedule):
   scaled to unit RMS, correlated with the parity χ_S(x) = Π_{i∈S} x_i (its Fourier coefficient on
   S), minus the largest |coefficient| over `gap_subsets` random k-subsets S' ≠ S (fixed per run);
 - `subset_weight_share`: the share of the first layer's squared weight norm on the k relevant
-  inputs, ‖W1[S, :]‖² / ‖W1‖² (k / n for an unstructured layer; MLP models only).
+  inputs, ‖W1[S, :]‖² / ‖W1‖² (k / n for an unstructured layer; MLPs on vector inputs only).
+
+`--task.options.inputs tokens` gives the strings as tokens (0/1 bits, then a read-out token) for
+the transformer and the LSTM/GRU; the Fourier gap reads their output the same way.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class ParityOptions:
     gap_subsets: int = 100
     """Random k-subsets S' != S whose Fourier coefficients the Fourier gap compares against (0: no
     hidden-progress measures)."""
+    inputs: str = "vector"
+    """'vector': the ±1 string as a float vector (for the MLP); 'tokens': bit tokens 0/1 followed by
+    a read-out token 2, answered at the last position (for the transformer or an RNN)."""
 
 
 def _opts(cfg) -> ParityOptions:
@@ -61,6 +67,8 @@ def validate_parity(cfg) -> None:
     if o.n_train + o.n_test > 2 ** o.n_bits // 2:
         raise ConfigError(f"task.options.n_train: n_train + n_test must be at most half of the 2^{o.n_bits} "
                           f"strings ({2 ** o.n_bits // 2}), got {o.n_train + o.n_test}")
+    if o.inputs not in ("vector", "tokens"):
+        raise ConfigError(f"task.options.inputs: must be 'vector' or 'tokens', got {o.inputs!r}")
     if o.gap_subsets < 0:
         raise ConfigError(f"task.options.gap_subsets: must be an integer >= 0, got {o.gap_subsets!r}")
     if cfg.task.label_noise != 0:
@@ -104,6 +112,8 @@ class ParityTask(Task):
     """A sparse-parity Task whose measures are the Fourier gap and the relevant-weight share."""
 
     subset: tuple[int, ...] = ()
+    test_signs: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 1))
+    """(n_test, n_bits) the test strings as ±1 (the Fourier basis reads these, whatever the inputs)."""
     others: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 1, dtype=torch.long))
     """(gap_subsets, k) random k-subsets other than S."""
 
@@ -125,12 +135,12 @@ class ParityTask(Task):
         f = out[:, 1] - out[:, 0]
         f = f - f.mean()
         f = f / f.pow(2).mean().sqrt().clamp_min(1e-300)  # unit RMS: coefficients are correlations
-        x = test.inputs.double()
+        x = self.test_signs.double()
         true = float(fourier_coefficients(f, x, torch.tensor([self.subset])).abs()[0])
         rest = float(fourier_coefficients(f, x, self.others).abs().max())
         r: dict[str, float] = {"fourier_gap": true - rest}
         layers = getattr(model, "layers", None)
-        if layers is not None and len(layers) and hasattr(layers[0], "W"):
+        if self.input_kind == "vector" and layers is not None and len(layers) and hasattr(layers[0], "W"):
             W = layers[0].W.detach().double()  # (n_bits, d_mlp)
             total = float(W.pow(2).sum())
             r["subset_weight_share"] = float(W[list(self.subset)].pow(2).sum()) / total if total else 0.0
@@ -152,11 +162,18 @@ def build_parity(cfg) -> ParityTask:
             pass
         seen.add(s)
         others.append(s)
-    splits = {"train": Split(x[: o.n_train], y[: o.n_train]), "test": Split(x[o.n_train:], y[o.n_train:])}
-    names = ("fourier_gap", "subset_weight_share") if others and cfg.model.arch == "mlp" else \
-        ("fourier_gap",) if others else ()
+    inputs = x
+    kind = {"input_kind": "vector", "input_shape": (o.n_bits,)}
+    if o.inputs == "tokens":  # (m, n + 1): bits as tokens 0 (+1) / 1 (-1), then the read-out token 2
+        inputs = torch.cat([((1 - x) / 2).long(), torch.full((len(x), 1), 2)], dim=1)
+        kind = {"input_kind": "tokens", "input_shape": (o.n_bits + 1,), "vocab_size": 3,
+                "answer_position": -1}
+    splits = {"train": Split(inputs[: o.n_train], y[: o.n_train]),
+              "test": Split(inputs[o.n_train:], y[o.n_train:])}
+    share = o.inputs == "vector" and cfg.model.arch == "mlp"
+    names = (("fourier_gap", "subset_weight_share") if share else ("fourier_gap",)) if others else ()
     meta = {"kind": "parity", "n_bits": o.n_bits, "k": o.k, "subset": subset, "n_train": o.n_train,
             "n_test": o.n_test}
-    return ParityTask(kind="parity", splits=splits, input_kind="vector", input_shape=(o.n_bits,), n_classes=2,
-                      meta=meta, measure_names=names, subset=tuple(subset),
+    return ParityTask(kind="parity", splits=splits, n_classes=2, meta=meta, measure_names=names,
+                      subset=tuple(subset), test_signs=x[o.n_train:], **kind,
                       others=torch.tensor(others, dtype=torch.long).reshape(len(others), o.k))
