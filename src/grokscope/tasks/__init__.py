@@ -198,3 +198,9 @@ from grokscope.tasks.parity import ParityOptions, build_parity, validate_parity 
 
 register_task("parity", build_parity, validate=validate_parity, options=ParityOptions,
               doc="Sparse parity: the product of k hidden bits of an n-bit ±1 string (Merrill et al. 2023).")
+
+from grokscope.tasks.sentiment import SentimentOptions, build_sentiment, validate_sentiment  # noqa: E402
+
+register_task("sentiment", build_sentiment, validate=validate_sentiment, options=SentimentOptions,
+              doc="Synthetic sentiment: reviews of words with hidden polarities, labelled by their sum "
+                  "plus noise.")
