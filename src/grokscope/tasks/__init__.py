@@ -204,3 +204,13 @@ from grokscope.tasks.sentiment import SentimentOptions, build_sentiment, validat
 register_task("sentiment", build_sentiment, validate=validate_sentiment, options=SentimentOptions,
               doc="Synthetic sentiment: reviews of words with hidden polarities, labelled by their sum "
                   "plus noise.")
+
+from grokscope.tasks.grammar import (  # noqa: E402
+    GrammarOptions,
+    build_question_formation,
+    validate_question_formation,
+)
+
+register_task("question_formation", build_question_formation, validate=validate_question_formation,
+              options=GrammarOptions,
+              doc="Question formation on a generated grammar: move the main auxiliary (McCoy et al. 2020).")

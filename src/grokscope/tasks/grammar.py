@@ -1,0 +1,262 @@
+"""Question formation on a generated English-like grammar (McCoy et al. 2020; Murty et al. 2023).
+
+A small probabilistic grammar, seeded, writes declaratives:
+
+    S    -> NP[n] Aux[n] VP .          NP[n] -> Det N[n] | Det N[n] PP | Det N[n] RC[n]
+    PP   -> Prep NP[m]                  RC[n] -> rel Aux[n] Vi | rel Aux[n] Vt NP[m]
+    VP   -> Vi | Vt NP[m]               (the auxiliary agrees in number n with its noun)
+
+The question moves the *main* auxiliary to the front: "the newt who can giggle does swim ." ->
+"does the newt who can giggle swim ?". The linear rule (move the first auxiliary) gives the same
+question unless the subject holds an auxiliary (a relative clause on the subject, or inside a PP
+on it): then only the hierarchical rule is right. Examples are decoder-only sequences
+`declarative TASK output <eos>`, TASK = `decl` (copy) or `quest` (question), loss on the output.
+
+Splits: `train` (copies of any sentence, and questions only of sentences where the two rules
+agree), `test_id` (held-out questions where they agree) and `test_gen` (questions of sentences
+with an auxiliary in the subject: the rules disagree); `test_gen` dates generalization. Measures:
+`{split}_first_acc` (the first output word, the moved auxiliary, right under teacher forcing,
+which equals greedy decoding's first word) for the question splits, and `test_gen_linear_acc`
+(the share of test_gen whose greedy output is the *linear* rule's question).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from grokscope.errors import ConfigError
+from grokscope.tasks.task import Split, Task
+
+__all__ = ["GrammarOptions", "build_question_formation", "hierarchical_question", "linear_question",
+           "main_auxiliary", "parses", "validate_question_formation"]
+
+DETS = ("the", "some", "my", "your", "our", "her")
+NOUNS = ("newt", "yak", "peacock", "orangutan", "unicorn", "raven", "salamander", "vulture", "zebra",
+         "walrus")
+AUX = {"sg": ("does", "doesn't"), "pl": ("do", "don't"), "any": ("can", "can't", "will", "won't")}
+VI = ("giggle", "smile", "sleep", "swim", "wait", "move", "read", "eat")
+VT = ("entertain", "amuse", "confuse", "admire", "accept", "remember", "comfort")
+PREPS = ("around", "near", "with", "upon", "by", "behind", "above", "below")
+RELS = ("who", "that")
+ALL_AUX = AUX["sg"] + AUX["pl"] + AUX["any"]
+PLURAL = {n: ("walruses" if n == "walrus" else n + "s") for n in NOUNS}
+SPECIAL = ("decl", "quest", "<eos>", "<pad>")
+VOCAB = (*DETS, *NOUNS, *PLURAL.values(), *ALL_AUX, *VI, *VT, *PREPS, *RELS, ".", "?", *SPECIAL)
+
+
+@dataclass(frozen=True)
+class GrammarOptions:
+    n_train: int = 20_000
+    """Training examples: half copies (decl), half questions whose two rules agree (quest)."""
+    n_test: int = 500
+    """Examples in each of test_id and test_gen."""
+    rc_prob: float = 0.3
+    """Probability that a noun phrase takes a relative clause (at depth 0)."""
+    pp_prob: float = 0.2
+    """Probability that a noun phrase takes a prepositional phrase (at depth 0)."""
+    max_depth: int = 2
+    """Deepest nesting of noun phrases inside noun phrases."""
+
+
+# ------------------------------------------------------------------------------ generation
+
+
+def _aux(rng: random.Random, number: str) -> str:
+    return rng.choice(AUX[number] + AUX["any"])
+
+
+def _np(rng: random.Random, o: GrammarOptions, depth: int) -> list[str]:
+    number = rng.choice(("sg", "pl"))
+    noun = rng.choice(NOUNS)
+    words = [rng.choice(DETS), noun if number == "sg" else PLURAL[noun]]
+    decay = 0.5 ** depth
+    if depth < o.max_depth:
+        r = rng.random()
+        if r < o.rc_prob * decay:
+            words += [rng.choice(RELS), _aux(rng, number)]
+            words += [rng.choice(VI)] if rng.random() < 0.5 else [rng.choice(VT), *_np(rng, o, depth + 1)]
+        elif r < (o.rc_prob + o.pp_prob) * decay:
+            words += [rng.choice(PREPS), *_np(rng, o, depth + 1)]
+    return words
+
+
+def declarative(rng: random.Random, o: GrammarOptions) -> tuple[list[str], int]:
+    """(words, index of the main auxiliary) of one generated declarative."""
+    subject = _np(rng, o, 0)
+    number = "pl" if subject[1] in PLURAL.values() else "sg"
+    vp = [rng.choice(VI)] if rng.random() < 0.5 else [rng.choice(VT), *_np(rng, o, 1)]
+    return [*subject, _aux(rng, number), *vp, "."], len(subject)
+
+
+def hierarchical_question(words: list[str], main: int) -> list[str]:
+    """Move the main auxiliary (at index `main`) to the front; '.' -> '?'."""
+    return [words[main], *words[:main], *words[main + 1:-1], "?"]
+
+
+def linear_question(words: list[str]) -> list[str]:
+    """Move the first auxiliary of the sentence to the front; '.' -> '?'."""
+    first = next(i for i, w in enumerate(words) if w in ALL_AUX)
+    return hierarchical_question(words, first)
+
+
+# ------------------------------------------------------------------------------ recognizer
+
+
+def _parse_np(w: list[str], i: int, depth: int = 0) -> list[tuple[int, str]]:
+    """Every (end, number) of a noun phrase starting at w[i]."""
+    if i + 1 >= len(w) or w[i] not in DETS:
+        return []
+    noun = w[i + 1]
+    number = "sg" if noun in NOUNS else "pl" if noun in PLURAL.values() else None
+    if number is None:
+        return []
+    ends = [(i + 2, number)]
+    j = i + 2
+    if j < len(w) and w[j] in PREPS:
+        ends += [(e, number) for e, _ in _parse_np(w, j + 1, depth + 1)]
+    if j + 2 < len(w) and w[j] in RELS and w[j + 1] in AUX[number] + AUX["any"]:
+        if w[j + 2] in VI:
+            ends.append((j + 3, number))
+        if w[j + 2] in VT:
+            ends += [(e, number) for e, _ in _parse_np(w, j + 3, depth + 1)]
+    return ends
+
+
+def main_auxiliary(words: list[str]) -> int | None:
+    """The index of the main auxiliary of a declarative of the grammar (agreement included), found
+    by parsing it; None when `words` does not parse."""
+    for end, number in _parse_np(words, 0):
+        if end < len(words) and words[end] in AUX[number] + AUX["any"]:
+            rest = end + 1
+            if rest < len(words) and words[rest] in VI and words[rest + 1:] == ["."]:
+                return end
+            if rest < len(words) and words[rest] in VT:
+                if any(e == len(words) - 1 and words[-1] == "." for e, _ in _parse_np(words, rest + 1)):
+                    return end
+    return None
+
+
+def parses(words: list[str]) -> bool:
+    """Whether `words` is a declarative of the grammar (agreement included)."""
+    return main_auxiliary(words) is not None
+
+
+# ------------------------------------------------------------------------------ the task
+
+
+def validate_question_formation(cfg) -> None:
+    o = GrammarOptions(**cfg.task.options)
+    if o.n_train < 2 or o.n_test < 1:
+        raise ConfigError(f"task.options.n_train: must be >= 2 (and n_test >= 1), got {o.n_train!r} and "
+                          f"{o.n_test!r}")
+    for name in ("rc_prob", "pp_prob"):
+        if not 0 <= getattr(o, name) <= 1:
+            raise ConfigError(f"task.options.{name}: must be in [0, 1], got {getattr(o, name)!r}")
+    if o.rc_prob == 0 or o.rc_prob + o.pp_prob > 1:
+        raise ConfigError(f"task.options.rc_prob: must be > 0 with rc_prob + pp_prob <= 1, got {o.rc_prob!r}")
+    if not 1 <= o.max_depth <= 4:
+        raise ConfigError(f"task.options.max_depth: must be an integer in 1..4, got {o.max_depth!r}")
+    if cfg.task.label_noise != 0:
+        raise ConfigError("task.label_noise: the grammar task has no label noise; use 0")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class GrammarTask(Task):
+    """Question formation: sequence splits plus first-word and linear-rule measures."""
+
+    first: dict = field(default_factory=dict)
+    """{split: (n,) long position of the first output token's prediction} for the question splits."""
+    linear: Split | None = None
+    """test_gen with the linear rule's questions as targets."""
+
+    @property
+    def measure_cost(self) -> float:
+        return float(sum(len(self.splits[s]) for s in self.first) + len(self.splits["test_gen"]))
+
+    def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
+        from grokscope.training.losses import per_example_correct
+
+        was = model.training
+        model.eval()
+        out: dict[str, float] = {}
+        try:
+            with torch.no_grad():
+                for name, pos in self.first.items():
+                    s = self.splits[name]
+                    logits = model(s.inputs.to(device)).cpu()  # (n, T, vocab)
+                    rows = torch.arange(len(s))
+                    hit = logits[rows, pos].argmax(-1) == s.targets[rows, pos]
+                    out[f"{name}_first_acc"] = float(hit.double().mean())
+                lin = self.linear
+                logits = model(lin.inputs.to(device)).cpu()
+                out["test_gen_linear_acc"] = float(per_example_correct(logits, lin.targets, "tokens",
+                                                                       lin.mask).double().mean())
+        finally:
+            model.train(was)
+        return out
+
+
+def _encode(rows: list[list[str]], prompt_lens: list[int], length: int) -> Split:
+    """Sequences -> Split(inputs (n, T-1), next tokens (n, T-1), mask on the output's predictions)."""
+    ids = {w: i for i, w in enumerate(VOCAB)}
+    seq = torch.full((len(rows), length), ids["<pad>"], dtype=torch.long)
+    mask = torch.zeros(len(rows), length - 1, dtype=torch.bool)
+    for r, (words, p) in enumerate(zip(rows, prompt_lens)):
+        seq[r, :len(words)] = torch.tensor([ids[w] for w in words])
+        mask[r, p - 1:len(words) - 1] = True  # predictions of the words after TASK, <eos> included
+    return Split(seq[:, :-1], seq[:, 1:], mask)
+
+
+def build_question_formation(cfg) -> GrammarTask:
+    """Generate, split and encode (see the module docstring)."""
+    o = GrammarOptions(**cfg.task.options)
+    rng = random.Random(cfg.effective_split_seed)
+    agree: dict[tuple, int] = {}
+    differ: dict[tuple, int] = {}
+    want = o.n_train + 2 * o.n_test
+    tries = 0
+    while (len(agree) < want or len(differ) < o.n_test) and tries < 50 * want:
+        tries += 1
+        words, main = declarative(rng, o)
+        bucket = agree if linear_question(words) == hierarchical_question(words, main) else differ
+        if len(bucket) < want:
+            bucket.setdefault(tuple(words), main)
+    if len(agree) < want or len(differ) < o.n_test:
+        raise ConfigError(f"task.options.n_train: the grammar gave only {len(agree)} + {len(differ)} "
+                          f"distinct sentences for {want} + {o.n_test}; ask for fewer or raise rc_prob / "
+                          "max_depth")
+    agree_items = list(agree.items())
+    rng.shuffle(agree_items)
+    test_id = agree_items[: o.n_test]
+    pool = agree_items[o.n_test:]
+    n_quest = o.n_train // 2
+    train_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in pool[:n_quest]]
+    copies = list(agree_items[o.n_test:]) + list(differ.items())
+    rng.shuffle(copies)
+    train_rows += [(list(w), ["decl"], list(w)) for w, _ in copies[: o.n_train - n_quest]]
+    rng.shuffle(train_rows)
+    id_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in test_id]
+    gen_items = list(differ.items())[: o.n_test]
+    gen_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in gen_items]
+    lin_rows = [(list(w), ["quest"], linear_question(list(w))) for w, _ in gen_items]
+    everything = train_rows + id_rows + gen_rows
+    length = max(len(a) + 1 + len(b) + 1 for a, _, b in everything)
+
+    def split(rows):
+        return _encode([a + t + b + ["<eos>"] for a, t, b in rows], [len(a) + 1 for a, _, _ in rows], length)
+
+    splits = {"train": split(train_rows), "test_id": split(id_rows), "test_gen": split(gen_rows)}
+    # the input position whose prediction is the word after TASK
+    first = {name: torch.tensor([len(a) for a, _, _ in rows])
+             for name, rows in (("test_id", id_rows), ("test_gen", gen_rows))}
+    meta = {"kind": "question_formation", "n_train": len(train_rows), "n_test": o.n_test,
+            "vocab": list(VOCAB), "train_questions": n_quest, "max_len": length}
+    return GrammarTask(kind="question_formation", splits=splits, input_kind="tokens",
+                       input_shape=(length - 1,), n_classes=len(VOCAB), vocab_size=len(VOCAB),
+                       output="tokens",
+                       generalization_split="test_gen", meta=meta,
+                       measure_names=("test_id_first_acc", "test_gen_first_acc", "test_gen_linear_acc"),
+                       first=first, linear=split(lin_rows))
