@@ -14,6 +14,7 @@ from dataclasses import replace
 import torch
 
 from grokscope import detect
+from grokscope.analysis.progress import sum_squared_weights
 from grokscope.models import build_model
 
 __all__ = ["confusion", "first_layer_images", "lc_phases", "reference_norm", "robustness_summary",
@@ -25,7 +26,7 @@ LC_CHANGE = 0.05  # a local-complexity phase needs a relative change of at least
 
 def weight_norm(state: dict) -> float:
     """Global L2 norm of every floating tensor of a state dict."""
-    return math.sqrt(sum(float(v.double().pow(2).sum()) for v in state.values() if v.is_floating_point()))
+    return math.sqrt(sum_squared_weights(state))
 
 
 def reference_norm(cfg, task, reference_state: dict | None = None) -> tuple[float, str]:

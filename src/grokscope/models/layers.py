@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,8 @@ from torch import nn
 
 from grokscope.models.hooks import HookedModule, HookPoint
 
-__all__ = ["ACTIVATIONS", "Hidden", "LayerNorm", "activation_fn", "linear", "param", "scale_parameters"]
+__all__ = ["ACTIVATIONS", "Hidden", "LayerNorm", "activation_fn", "eval_mode", "linear", "param",
+           "scale_parameters"]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -32,6 +34,17 @@ def param(*shape: int, std: float) -> nn.Parameter:
 def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """x (batch, d_in) @ W (d_in, d_out) (+ b (d_out,)) -> (batch, d_out), bias fused with addmm."""
     return x @ W if b is None else torch.addmm(b, x, W)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode inside the block; its previous mode restored after it (errors included)."""
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
 
 
 @torch.no_grad()

@@ -18,23 +18,12 @@ never writes parameter gradients.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 
+from grokscope.models.layers import eval_mode
+
 __all__ = ["fgsm_accuracy", "local_complexity", "ortho_directions", "pgd_accuracy", "pre_activation_names"]
-
-
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
 
 
 def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -61,7 +50,7 @@ def pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
         raise ValueError(f"pgd_accuracy: eps and steps must be >= 0, got {eps}, {steps}")
     step_size = eps / 4 if step_size is None else step_size
     lo, hi = box
-    with _eval_mode(model):
+    with eval_mode(model):
         x = x.detach()
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         adv = (x + eps * (2 * noise - 1)).clamp(lo, hi)  # uniform random start in the ball and the box
@@ -76,7 +65,7 @@ def pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
 def fgsm_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                   box: tuple[float, float] = (0.0, 1.0)) -> float:
     """Accuracy on x + eps * sign(grad CE), clipped to `box` (the fast gradient sign method)."""
-    with _eval_mode(model):
+    with eval_mode(model):
         adv = (x.detach() + eps * _input_grad(model, x, y).sign()).clamp(*box)
         return float(_correct(model, adv, y).double().mean())
 
@@ -110,7 +99,7 @@ def local_complexity(model: torch.nn.Module, x: torch.Tensor, *, radius: float, 
     vertices = (x.reshape(n, 1, d) + frame).reshape(n * 2 * directions, *shape)  # (n*2P, *shape)
     counts = torch.zeros(n, dtype=torch.float64, device=x.device)
     per_chunk = max(1, chunk // (2 * directions)) * 2 * directions  # whole frames per forward pass
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, vertices.shape[0], per_chunk):
             part = vertices[start:start + per_chunk]
             _, cache = model.run_with_cache(part, names=names)

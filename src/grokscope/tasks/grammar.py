@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grokscope.errors import ConfigError
+from grokscope.models.layers import eval_mode
 from grokscope.tasks.task import Split, Task
 
 __all__ = ["GrammarOptions", "build_question_formation", "hierarchical_question", "linear_question",
@@ -179,23 +180,18 @@ class GrammarTask(Task):
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         from grokscope.training.losses import per_example_correct
 
-        was = model.training
-        model.eval()
         out: dict[str, float] = {}
-        try:
-            with torch.no_grad():
-                for name, pos in self.first.items():
-                    s = self.splits[name]
-                    logits = model(s.inputs.to(device)).cpu()  # (n, T, vocab)
-                    rows = torch.arange(len(s))
-                    hit = logits[rows, pos].argmax(-1) == s.targets[rows, pos]
-                    out[f"{name}_first_acc"] = float(hit.double().mean())
-                lin = self.linear
-                logits = model(lin.inputs.to(device)).cpu()
-                out["test_gen_linear_acc"] = float(per_example_correct(logits, lin.targets, "tokens",
-                                                                       lin.mask).double().mean())
-        finally:
-            model.train(was)
+        with eval_mode(model), torch.no_grad():
+            for name, pos in self.first.items():
+                s = self.splits[name]
+                logits = model(s.inputs.to(device)).cpu()  # (n, T, vocab)
+                rows = torch.arange(len(s))
+                hit = logits[rows, pos].argmax(-1) == s.targets[rows, pos]
+                out[f"{name}_first_acc"] = float(hit.double().mean())
+            lin = self.linear
+            logits = model(lin.inputs.to(device)).cpu()
+            out["test_gen_linear_acc"] = float(per_example_correct(logits, lin.targets, "tokens",
+                                                                   lin.mask).double().mean())
         return out
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grokscope.errors import ConfigError
+from grokscope.models.layers import eval_mode
 from grokscope.tasks.task import Split, Task
 
 __all__ = ["ParityOptions", "ParityTask", "build_parity", "fourier_coefficients", "validate_parity"]
@@ -125,13 +126,8 @@ class ParityTask(Task):
         if not self.measure_names:
             return {}
         test = self.splits["test"]
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(test.inputs.to(device)).double().cpu()  # (m, 2)
-        finally:
-            model.train(was)
+        with eval_mode(model), torch.no_grad():
+            out = model(test.inputs.to(device)).double().cpu()  # (m, 2)
         f = out[:, 1] - out[:, 0]
         f = f - f.mean()
         f = f / f.pow(2).mean().sqrt().clamp_min(1e-300)  # unit RMS: coefficients are correlations
