@@ -29,7 +29,7 @@ import torch
 
 from grokscope.errors import ConfigError
 from grokscope.models.layers import eval_mode
-from grokscope.tasks.task import Split, Task
+from grokscope.tasks.task import Split, Task, check_generated
 
 __all__ = ["GrammarOptions", "build_question_formation", "hierarchical_question", "linear_question",
            "main_auxiliary", "parses", "validate_question_formation"]
@@ -150,9 +150,7 @@ def parses(words: list[str]) -> bool:
 
 def validate_question_formation(cfg) -> None:
     o = GrammarOptions(**cfg.task.options)
-    if o.n_train < 2 or o.n_test < 1:
-        raise ConfigError(f"task.options.n_train: must be >= 2 (and n_test >= 1), got {o.n_train!r} and "
-                          f"{o.n_test!r}")
+    check_generated(cfg, o.n_train, o.n_test)
     for name in ("rc_prob", "pp_prob"):
         if not 0 <= getattr(o, name) <= 1:
             raise ConfigError(f"task.options.{name}: must be in [0, 1], got {getattr(o, name)!r}")
@@ -160,8 +158,6 @@ def validate_question_formation(cfg) -> None:
         raise ConfigError(f"task.options.rc_prob: must be > 0 with rc_prob + pp_prob <= 1, got {o.rc_prob!r}")
     if not 1 <= o.max_depth <= 4:
         raise ConfigError(f"task.options.max_depth: must be an integer in 1..4, got {o.max_depth!r}")
-    if cfg.task.label_noise != 0:
-        raise ConfigError("task.label_noise: the grammar task has no label noise; use 0")
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

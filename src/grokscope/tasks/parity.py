@@ -27,7 +27,7 @@ import torch
 
 from grokscope.errors import ConfigError
 from grokscope.models.layers import eval_mode
-from grokscope.tasks.task import Split, Task
+from grokscope.tasks.task import Split, Task, check_generated
 
 __all__ = ["ParityOptions", "ParityTask", "build_parity", "fourier_coefficients", "validate_parity"]
 
@@ -58,13 +58,11 @@ def _opts(cfg) -> ParityOptions:
 
 def validate_parity(cfg) -> None:
     o = _opts(cfg)
+    check_generated(cfg, o.n_train, o.n_test)
     if not 2 <= o.n_bits <= MAX_BITS:
         raise ConfigError(f"task.options.n_bits: must be an integer in 2..{MAX_BITS}, got {o.n_bits!r}")
     if not 1 <= o.k <= o.n_bits:
         raise ConfigError(f"task.options.k: must be an integer in 1..n_bits ({o.n_bits}), got {o.k!r}")
-    if o.n_train < 2 or o.n_test < 1:
-        raise ConfigError(f"task.options.n_train: must be >= 2 (and n_test >= 1), got {o.n_train!r} "
-                          f"and {o.n_test!r}")
     if o.n_train + o.n_test > 2 ** o.n_bits // 2:
         raise ConfigError(f"task.options.n_train: n_train + n_test must be at most half of the 2^{o.n_bits} "
                           f"strings ({2 ** o.n_bits // 2}), got {o.n_train + o.n_test}")
@@ -72,8 +70,6 @@ def validate_parity(cfg) -> None:
         raise ConfigError(f"task.options.inputs: must be 'vector' or 'tokens', got {o.inputs!r}")
     if o.gap_subsets < 0:
         raise ConfigError(f"task.options.gap_subsets: must be an integer >= 0, got {o.gap_subsets!r}")
-    if cfg.task.label_noise != 0:
-        raise ConfigError("task.label_noise: the parity task has no label noise; use 0")
 
 
 def _distinct_strings(count: int, n: int, g: torch.Generator) -> torch.Tensor:

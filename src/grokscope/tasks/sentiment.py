@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.errors import ConfigError
-from grokscope.tasks.task import Split, Task
+from grokscope.tasks.task import Split, Task, check_generated
 
 __all__ = ["SentimentOptions", "build_sentiment", "validate_sentiment"]
 
@@ -48,6 +48,7 @@ def _opts(cfg) -> SentimentOptions:
 
 def validate_sentiment(cfg) -> None:
     o = _opts(cfg)
+    check_generated(cfg, o.n_train, o.n_test, " (its labels' noise is task.options.noise)")
     if o.n_words < 2:
         raise ConfigError(f"task.options.n_words: must be an integer >= 2, got {o.n_words!r}")
     if not (0 < o.polar_fraction <= 1 and round(o.polar_fraction * o.n_words / 2) >= 1):
@@ -56,13 +57,8 @@ def validate_sentiment(cfg) -> None:
     if not 1 <= o.min_len <= o.max_len:
         raise ConfigError(f"task.options.min_len: must be >= 1 and <= max_len ({o.max_len}), "
                           f"got {o.min_len!r}")
-    if o.n_train < 2 or o.n_test < 1:
-        raise ConfigError(f"task.options.n_train: must be >= 2 (and n_test >= 1), got {o.n_train!r} and "
-                          f"{o.n_test!r}")
     if not (math.isfinite(o.noise) and o.noise >= 0):
         raise ConfigError(f"task.options.noise: must be a number >= 0, got {o.noise!r}")
-    if cfg.task.label_noise != 0:
-        raise ConfigError("task.label_noise: use task.options.noise for the sentiment task; set 0")
 
 
 def build_sentiment(cfg) -> Task:

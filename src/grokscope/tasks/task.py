@@ -255,5 +255,17 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def check_generated(cfg, n_train: int, n_test: int, noise_hint: str = "") -> None:
+    """The checks every generated task kind shares: at least 2 training and 1 test examples
+    (task.options.n_train / n_test) and no task.label_noise (such kinds draw their own labels;
+    `noise_hint` names the kind's own noise option). ConfigError naming the field."""
+    if n_train < 2 or n_test < 1:
+        raise ConfigError(f"task.options.n_train: must be >= 2 (and n_test >= 1), got {n_train!r} and "
+                          f"{n_test!r}")
+    if cfg.task.label_noise != 0:
+        raise ConfigError(f"task.label_noise: task kind {cfg.task.kind!r} has no label noise{noise_hint}; "
+                          "use 0")
+
+
 def finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
