@@ -197,9 +197,11 @@ def _reference_state(reference) -> dict | None:
     return newest_good(rd, what="reference")[2]["model"]
 
 
-def analyze_images(rd, cfg, task, ckpts: list, *, figures: bool, report: bool, reference=None) -> dict:
+def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, report: bool,
+                   reference=None) -> dict:
     """Every checkpoint of an image run (see the module docstring); returns analysis.json's dict.
-    `ckpts`: [(step, path)] in step order; corrupt ones are named on stderr and skipped."""
+    `ckpts`: [(step, path)] in step order; corrupt ones are named on stderr and skipped; `t0`: the
+    analysis's start (time.perf_counter()), for analysis.json's seconds."""
     import json
     import sys
     import time
@@ -207,7 +209,6 @@ def analyze_images(rd, cfg, task, ckpts: list, *, figures: bool, report: bool, r
     from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
     from grokscope.training.checkpoint import CheckpointError, load_checkpoint
 
-    t0 = time.perf_counter()
     ref_state = _reference_state(reference)
     torch.manual_seed(0)
     model = build_model(cfg.model, task)

@@ -45,9 +45,9 @@ def _checkpoints(rd: RunDir, max_checkpoints: int | None) -> list[tuple[int, Pat
 
 
 class _Analyzer:
-    def __init__(self, rd: RunDir):
+    def __init__(self, rd: RunDir, cfg):
         self.rd = rd
-        self.cfg = config_mod.from_dict(rd.read_config_dict())
+        self.cfg = cfg  # the run's RunConfig
         kind = self.cfg.task.kind
         if kind not in ("modular", "permutation"):
             raise ConfigError(f"analyze: the analyses read binary-operation tables (task kinds 'modular', "
@@ -185,11 +185,11 @@ def analyze(
             from grokscope.analysis.images import analyze_images
 
             with RunLock(rd.path, "run"):
-                return analyze_images(rd, cfg, task, ckpts, figures=figures, report=report,
+                return analyze_images(rd, cfg, task, ckpts, t0, figures=figures, report=report,
                                       reference=reference)
     elif reference is not None:
         raise ConfigError("reference: only image runs take a reference run")
-    an = _Analyzer(rd)
+    an = _Analyzer(rd, cfg)
     with RunLock(rd.path, "run"):  # one writer: not while the run trains, not two analyses at once
         return _analyze(rd, an, ckpts, t0, figures=figures, report=report, rqi_every=rqi_every)
 
