@@ -53,7 +53,8 @@ def smooth(values: list[float], window: int = 5) -> list[float]:
     return out
 
 
-def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+def smoothed_series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """(steps, smoothed values) of `key` over the records that log it."""
     pairs = [(r["step"], r[key]) for r in records if r.get(key) is not None]
     return [p[0] for p in pairs], smooth([p[1] for p in pairs])
 
@@ -68,7 +69,7 @@ def crossing(steps: list[int], values: list[float], threshold: float, after: int
 
 def first_step(records: list[dict], key: str, threshold: float) -> int | None:
     """First evaluated step whose smoothed `key` is >= threshold, or None."""
-    steps, values = _series(records, key)
+    steps, values = smoothed_series(records, key)
     return crossing(steps, values, threshold)
 
 
@@ -142,8 +143,8 @@ def analyze(records: list[dict], gap: int = DEFAULT_GAP, split: str = "test",
     - still_on_plateau: the run ended fitted, with test accuracy below GROKKED_ACC and not rising.
     - verdict: `verdict(...)` of the above.
     """
-    steps, train = _series(records, "train_acc")
-    tsteps, test = _series(records, f"{split}_acc")
+    steps, train = smoothed_series(records, "train_acc")
+    tsteps, test = smoothed_series(records, f"{split}_acc")
     n_eval = n_eval if isinstance(n_eval, int) and not isinstance(n_eval, bool) and n_eval > 0 else None
     events: dict = {}
     for t in THRESHOLDS:

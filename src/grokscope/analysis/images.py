@@ -67,11 +67,6 @@ def first_layer_images(model: torch.nn.Module, input_shape: tuple[int, ...], k: 
     return w[order].double()
 
 
-def _smoothed(records: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pairs = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-    return [s for s, _ in pairs], detect.smooth([v for _, v in pairs])
-
-
 def _at(steps: list[int], values: list[float], step: int | None) -> float | None:
     """The value at the last evaluation at or before `step`."""
     if step is None:
@@ -84,13 +79,13 @@ def robustness_summary(records: list[dict], split: str = "test") -> dict | None:
     """Clean accuracy's saturation step (the first evaluation whose smoothed `split` accuracy is
     within SATURATION_GAP of its best) and the PGD/FGSM accuracy of `split` there, at its best and
     at the end; None when the records have no PGD accuracy."""
-    steps, clean = _smoothed(records, f"{split}_acc")
-    psteps, pgd = _smoothed(records, f"{split}_pgd_acc")
+    steps, clean = detect.smoothed_series(records, f"{split}_acc")
+    psteps, pgd = detect.smoothed_series(records, f"{split}_pgd_acc")
     if not steps or not psteps:
         return None
     best = max(clean)
     sat = next(s for s, v in zip(steps, clean) if v >= best - SATURATION_GAP)
-    fsteps, fgsm = _smoothed(records, f"{split}_fgsm_acc")
+    fsteps, fgsm = detect.smoothed_series(records, f"{split}_fgsm_acc")
     top = max(range(len(pgd)), key=lambda i: pgd[i])
     return {"split": split, "saturation_step": sat, "clean_at_saturation": _at(steps, clean, sat),
             "clean_final": clean[-1], "pgd_at_saturation": _at(psteps, pgd, sat), "pgd_final": pgd[-1],
@@ -103,7 +98,7 @@ def lc_phases(records: list[dict], key: str = "train_lc") -> dict | None:
     """Local complexity's descent -> ascent -> descent (Humayun et al.) on the smoothed `key` curve:
     its start, the lowest point before its highest later point (end of the descent), that highest
     point (end of the ascent) and the end; `phases` names the moves of at least LC_CHANGE relative."""
-    steps, lc = _smoothed(records, key)
+    steps, lc = detect.smoothed_series(records, key)
     if len(lc) < 3:
         return None
     best = None  # (rise, i_min, i_max): the largest rise from a low point to a later high point

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from grokscope.report.plots import TEST_COLOR, TRAIN_COLOR, pyplot, save_png, shade_phases
+from grokscope.report.plots import TEST_COLOR, TRAIN_COLOR, pyplot, save_png, series, shade_phases
 
 
 def _entry(path: Path, id_: str, caption: str) -> dict:
@@ -56,20 +56,16 @@ def robustness_curves(metrics: list[dict], phase: dict | None, gen: str, path: P
     if phase:
         shade_phases((top, bottom), phase.get("phases") or [])
 
-    def series(key):
-        pairs = [(r["step"], r[key]) for r in metrics if isinstance(r.get(key), (int, float))]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-
     for key, color, label in ((f"{gen}_acc", TEST_COLOR, f"{gen} acc (clean)"),
                               (f"{gen}_pgd_acc", "black", f"{gen} PGD acc"),
                               (f"{gen}_fgsm_acc", "grey", f"{gen} FGSM acc"),
                               ("train_acc", TRAIN_COLOR, "train acc (clean)")):
-        top.plot(*series(key), color=color, lw=1.4, label=label)
+        top.plot(*series(metrics, key), color=color, lw=1.4, label=label)
     top.set_ylim(0, 1.02)
     top.set_ylabel("accuracy")
     top.legend(fontsize=8, loc="upper left")
     for key, color in (("train_lc", TRAIN_COLOR), (f"{gen}_lc", TEST_COLOR), ("random_lc", "grey")):
-        bottom.plot(*series(key), color=color, lw=1.4, label=key)
+        bottom.plot(*series(metrics, key), color=color, lw=1.4, label=key)
     bottom.set_ylabel("local complexity")
     bottom.set_xlabel("step")
     bottom.legend(fontsize=8, loc="upper left")

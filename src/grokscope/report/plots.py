@@ -42,7 +42,7 @@ def _x(step) -> float:
     return float(max(step, 1))
 
 
-def _series(records: list[dict], key: str, *, positive: bool = False) -> tuple[list[float], list[float]]:
+def series(records: list[dict], key: str, *, positive: bool = False) -> tuple[list[float], list[float]]:
     """(x, y) of `key` over the records; missing, non-finite (and with `positive`, <= 0) values
     become NaN so that matplotlib leaves a gap instead of warning."""
     xs, ys = [], []
@@ -163,8 +163,8 @@ def save_curves(records: list[dict], path: str | Path, *, title: str = "",
     axes = (ax_acc, ax_loss)
     phase_handles = shade_phases(axes, analysis.get("phases") or []) if analysis and records else []
     for split, style in split_styles(splits, gen).items():
-        ax_acc.plot(*_series(records, f"{split}_acc"), **style, zorder=3)
-        ax_loss.plot(*_series(records, f"{split}_loss", positive=True), **style, zorder=3)
+        ax_acc.plot(*series(records, f"{split}_acc"), **style, zorder=3)
+        ax_loss.plot(*series(records, f"{split}_loss", positive=True), **style, zorder=3)
     if records:
         _mark_events(ax_acc, axes, events or {})
         ax_acc.set_xscale("log")
@@ -203,7 +203,7 @@ def save_measures(records: list[dict], path: str | Path, measures: list[str], *,
     for i, (ax, key) in enumerate(zip(axes, measures)):
         if analysis and records:
             shade_phases((ax,), analysis.get("phases") or [])
-        ax.plot(*_series(records, key), color=colors[i % len(colors)], lw=1.6, zorder=3)
+        ax.plot(*series(records, key), color=colors[i % len(colors)], lw=1.6, zorder=3)
         ax.set_title(key, fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         if _has(records, key):
@@ -229,8 +229,8 @@ def save_norms(records: list[dict], path: str | Path, *, analysis: dict | None =
         handles = shade_phases((ax_norm, ax_lr), analysis.get("phases") or [])
         if handles:
             ax_norm.legend(handles=handles, loc="best", fontsize=8, title="phase", title_fontsize=8)
-    ax_norm.plot(*_series(records, "weight_norm"), color="tab:green", lw=1.6, zorder=3)
-    ax_lr.plot(*_series(records, "lr"), color="tab:purple", lw=1.6, zorder=3)
+    ax_norm.plot(*series(records, "weight_norm"), color="tab:green", lw=1.6, zorder=3)
+    ax_lr.plot(*series(records, "lr"), color="tab:purple", lw=1.6, zorder=3)
     if records:
         ax_norm.set_xscale("log")
     else:
@@ -276,9 +276,9 @@ def compare(runs: list[tuple[str, list[dict]]], path: str | Path, *, metric: str
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, records) in enumerate(runs):
         color = colors[i % len(colors)]
-        ax.plot(*_series(records, solid, positive=positive), color=color, lw=1.6, label=label)
+        ax.plot(*series(records, solid, positive=positive), color=color, lw=1.6, label=label)
         if dashed is not None:
-            ax.plot(*_series(records, dashed, positive=positive), color=color, lw=1.2, ls="--",
+            ax.plot(*series(records, dashed, positive=positive), color=color, lw=1.2, ls="--",
                     alpha=0.8)
     ax.set_xscale("log")
     if positive:
