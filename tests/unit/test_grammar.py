@@ -23,6 +23,7 @@ from grokscope.tasks.grammar import (
     main_auxiliary,
     parses,
 )
+from grokscope.training.checkpoint import load_checkpoint
 
 
 def _cfg(**options):
@@ -75,7 +76,7 @@ def test_splits_follow_the_hierarchical_rule_train_never_disambiguates_and_test_
             assert out[-1] == "?" and out[0] in ALL_AUX
             assert out == hierarchical_question(decl, main_auxiliary(decl))  # the parse's main auxiliary
             if name == "test_gen":
-                assert linear_question(decl) != out  # the rules disagree
+                assert linear_question(decl)[0] != out[0]  # the rules move different auxiliary words
             else:
                 assert linear_question(decl) == out  # no disambiguating question in train or test_id
     train_q = {tuple(_decode(t.splits["train"], r)[0]) for r in range(len(t.splits["train"]))
@@ -89,8 +90,10 @@ def test_measures_first_word_and_linear_rule_on_an_untrained_model():
     torch.manual_seed(0)
     model = build_model(_cfg().model, t)
     m = t.measures(model, torch.device("cpu"))
-    assert set(m) == {"test_id_first_acc", "test_gen_first_acc", "test_gen_linear_acc"}
+    assert set(m) == {"test_id_first_acc", "test_gen_first_acc", "test_gen_first_linear_acc",
+                      "test_gen_linear_acc"}
     assert all(0 <= v <= 1 for v in m.values()) and m["test_gen_linear_acc"] == 0.0
+    assert m["test_gen_first_acc"] + m["test_gen_first_linear_acc"] <= 1  # the two first words differ
 
 
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])
@@ -110,3 +113,29 @@ def test_bad_grammar_options_are_one_line():
     message = "task.options.max_depth: must be an integer in 1..4, got 0"
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
         _cfg(max_depth=0)
+
+
+def test_loss_on_sequence_trains_a_language_model_on_the_whole_training_sequence(tmp_path):
+    """loss_on='sequence' puts a loss mask on every prediction of train (not of the test splits), and
+    the trained model then predicts the declaratives' own words better than one trained on outputs."""
+    t = task_from_config(_cfg(loss_on="sequence"))
+    tr = t.splits["train"]
+    assert torch.equal(tr.loss_mask, tr.targets != VOCAB.index("<pad>"))  # every word and <eos>
+    assert (tr.loss_mask >= tr.mask).all() and tr.loss_mask.sum() > tr.mask.sum()
+    assert t.splits["test_gen"].loss_mask is None
+    assert task_from_config(_cfg()).splits["train"].loss_mask is None
+    losses = {}
+    for loss_on in ("output", "sequence"):
+        cfg = _cfg(loss_on=loss_on)
+        cfg = RunConfig(task=cfg.task, model=cfg.model, optim=OptimConfig(lr=3e-3),
+                        train=TrainConfig(steps=60, batch_size=64, eval_every=60),
+                        log=LogConfig(figure=False, report=False, progress=False))
+        r = train(cfg, tmp_path / loss_on)
+        model = build_model(cfg.model, t)
+        model.load_state_dict(load_checkpoint(r.path / "checkpoints" / "step_00000060.pt")["model"])
+        with torch.no_grad():
+            per_token = torch.nn.functional.cross_entropy(model(tr.inputs).transpose(1, 2), tr.targets,
+                                                          reduction="none")
+        prompt = tr.loss_mask & ~tr.mask  # the declarative's own words
+        losses[loss_on] = float(per_token[prompt].mean())
+    assert losses["sequence"] < losses["output"] - 0.5

@@ -214,3 +214,10 @@ from grokscope.tasks.grammar import (  # noqa: E402
 register_task("question_formation", build_question_formation, validate=validate_question_formation,
               options=GrammarOptions,
               doc="Question formation on a generated grammar: move the main auxiliary (McCoy et al. 2020).")
+
+from grokscope.tasks.tense import build_tense_inflection, validate_tense_inflection  # noqa: E402
+
+register_task("tense_inflection", build_tense_inflection, validate=validate_tense_inflection,
+              options=GrammarOptions,
+              doc="Tense inflection on a generated grammar: past -> present, each verb agreeing with its "
+                  "subject (McCoy et al. 2020).")

@@ -10,14 +10,19 @@ The question moves the *main* auxiliary to the front: "the newt who can giggle d
 "does the newt who can giggle swim ?". The linear rule (move the first auxiliary) gives the same
 question unless the subject holds an auxiliary (a relative clause on the subject, or inside a PP
 on it): then only the hierarchical rule is right. Examples are decoder-only sequences
-`declarative TASK output <eos>`, TASK = `decl` (copy) or `quest` (question), loss on the output.
+`declarative TASK output <eos>`, TASK = `decl` (copy) or `quest` (question), with the loss on the
+output (`loss_on='output'`) or on the whole sequence (`'sequence'`, a language model as Murty et al.
+train it: predicting the main auxiliary's agreement in the declarative needs the subject).
 
 Splits: `train` (copies of any sentence, and questions only of sentences where the two rules
 agree), `test_id` (held-out questions where they agree) and `test_gen` (questions of sentences
-with an auxiliary in the subject: the rules disagree); `test_gen` dates generalization. Measures:
+with an auxiliary in the subject whose two rules move different auxiliary *words*, so the first
+word alone says which rule the model follows); `test_gen` dates generalization. Measures:
 `{split}_first_acc` (the first output word, the moved auxiliary, right under teacher forcing,
-which equals greedy decoding's first word) for the question splits, and `test_gen_linear_acc`
-(the share of test_gen whose greedy output is the *linear* rule's question).
+which equals greedy decoding's first word) for the question splits, `test_gen_first_linear_acc`
+(the share of test_gen whose first word is the linear rule's auxiliary) and `test_gen_linear_acc`
+(the share whose greedy output is the *linear* rule's whole question). `build_transduction` is the
+shared machinery; tense inflection (tasks/tense.py) is the second task on it.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from grokscope.errors import ConfigError
 from grokscope.models.layers import eval_mode
 from grokscope.tasks.task import Split, Task, check_generated
 
-__all__ = ["GrammarOptions", "build_question_formation", "hierarchical_question", "linear_question",
-           "main_auxiliary", "parses", "validate_question_formation"]
+__all__ = ["GrammarOptions", "GrammarTask", "build_question_formation", "build_transduction",
+           "check_transduction", "hierarchical_question", "linear_question", "main_auxiliary", "parses",
+           "validate_question_formation"]
 
 DETS = ("the", "some", "my", "your", "our", "her")
 NOUNS = ("newt", "yak", "peacock", "orangutan", "unicorn", "raven", "salamander", "vulture", "zebra",
@@ -60,6 +66,9 @@ class GrammarOptions:
     """Probability that a noun phrase takes a prepositional phrase (at depth 0)."""
     max_depth: int = 2
     """Deepest nesting of noun phrases inside noun phrases."""
+    loss_on: str = "output"
+    """'output': the training loss covers the output tokens; 'sequence': every token of the training
+    sequences, the declarative included (a language model, as Murty et al. 2023 train)."""
 
 
 # ------------------------------------------------------------------------------ generation
@@ -148,42 +157,58 @@ def parses(words: list[str]) -> bool:
 # ------------------------------------------------------------------------------ the task
 
 
-def validate_question_formation(cfg) -> None:
-    o = GrammarOptions(**cfg.task.options)
+def check_transduction(cfg, o) -> None:
+    """The checks question formation and tense inflection share."""
     check_generated(cfg, o.n_train, o.n_test)
     for name in ("rc_prob", "pp_prob"):
         if not 0 <= getattr(o, name) <= 1:
             raise ConfigError(f"task.options.{name}: must be in [0, 1], got {getattr(o, name)!r}")
-    if o.rc_prob == 0 or o.rc_prob + o.pp_prob > 1:
-        raise ConfigError(f"task.options.rc_prob: must be > 0 with rc_prob + pp_prob <= 1, got {o.rc_prob!r}")
+    if o.rc_prob + o.pp_prob > 1 or o.rc_prob + o.pp_prob == 0:
+        raise ConfigError(f"task.options.rc_prob: must give 0 < rc_prob + pp_prob <= 1, got rc_prob "
+                          f"{o.rc_prob!r} and pp_prob {o.pp_prob!r}")
     if not 1 <= o.max_depth <= 4:
         raise ConfigError(f"task.options.max_depth: must be an integer in 1..4, got {o.max_depth!r}")
+    if o.loss_on not in ("output", "sequence"):
+        raise ConfigError(f"task.options.loss_on: must be 'output' or 'sequence', got {o.loss_on!r}")
+
+
+def validate_question_formation(cfg) -> None:
+    o = GrammarOptions(**cfg.task.options)
+    check_transduction(cfg, o)
+    if o.rc_prob == 0:
+        raise ConfigError("task.options.rc_prob: must be > 0 (only a relative clause on the subject tells "
+                          "the two rules apart), got 0")
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class GrammarTask(Task):
-    """Question formation: sequence splits plus first-word and linear-rule measures."""
+    """A transduction on a generated grammar: sequence splits plus key-word and linear-rule measures."""
 
-    first: dict = field(default_factory=dict)
-    """{split: (n,) long position of the first output token's prediction} for the question splits."""
+    key: str = "first"
+    """Name of the word that tells the two rules apart: 'first' (the moved auxiliary) or 'verb'."""
+    key_pos: dict = field(default_factory=dict)
+    """{split: (n,) long input position whose prediction is the key word} for the transformed splits."""
     linear: Split | None = None
-    """test_gen with the linear rule's questions as targets."""
+    """test_gen with the linear rule's outputs as targets."""
 
     @property
     def measure_cost(self) -> float:
-        return float(sum(len(self.splits[s]) for s in self.first) + len(self.splits["test_gen"]))
+        return float(sum(len(self.splits[s]) for s in self.key_pos) + len(self.splits["test_gen"]))
 
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         from grokscope.training.losses import per_example_correct
 
         out: dict[str, float] = {}
         with eval_mode(model), torch.no_grad():
-            for name, pos in self.first.items():
+            for name, pos in self.key_pos.items():
                 s = self.splits[name]
                 logits = model(s.inputs.to(device)).cpu()  # (n, T, vocab)
                 rows = torch.arange(len(s))
-                hit = logits[rows, pos].argmax(-1) == s.targets[rows, pos]
-                out[f"{name}_first_acc"] = float(hit.double().mean())
+                guess = logits[rows, pos].argmax(-1)
+                out[f"{name}_{self.key}_acc"] = float((guess == s.targets[rows, pos]).double().mean())
+                if name == "test_gen":
+                    hit = guess == self.linear.targets[rows, pos]
+                    out[f"test_gen_{self.key}_linear_acc"] = float(hit.double().mean())
             lin = self.linear
             logits = model(lin.inputs.to(device)).cpu()
             out["test_gen_linear_acc"] = float(per_example_correct(logits, lin.targets, "tokens",
@@ -191,31 +216,44 @@ class GrammarTask(Task):
         return out
 
 
-def _encode(rows: list[list[str]], prompt_lens: list[int], length: int) -> Split:
-    """Sequences -> Split(inputs (n, T-1), next tokens (n, T-1), mask on the output's predictions)."""
-    ids = {w: i for i, w in enumerate(VOCAB)}
+def _encode(rows: list[list[str]], prompt_lens: list[int], length: int, vocab: tuple[str, ...],
+            whole: bool = False) -> Split:
+    """Sequences -> Split(inputs (n, T-1), next tokens (n, T-1), mask on the output's predictions);
+    `whole` adds a loss mask on every prediction of the sequence (language modelling)."""
+    ids = {w: i for i, w in enumerate(vocab)}
     seq = torch.full((len(rows), length), ids["<pad>"], dtype=torch.long)
     mask = torch.zeros(len(rows), length - 1, dtype=torch.bool)
+    loss_mask = torch.zeros(len(rows), length - 1, dtype=torch.bool) if whole else None
     for r, (words, p) in enumerate(zip(rows, prompt_lens)):
         seq[r, :len(words)] = torch.tensor([ids[w] for w in words])
         mask[r, p - 1:len(words) - 1] = True  # predictions of the words after TASK, <eos> included
-    return Split(seq[:, :-1], seq[:, 1:], mask)
+        if whole:
+            loss_mask[r, :len(words) - 1] = True
+    return Split(seq[:, :-1], seq[:, 1:], mask, loss_mask)
 
 
-def build_question_formation(cfg) -> GrammarTask:
-    """Generate, split and encode (see the module docstring)."""
-    o = GrammarOptions(**cfg.task.options)
+def build_transduction(cfg, o, sample, *, kind: str, vocab: tuple[str, ...], copy: str, transform: str,
+                       key: str) -> GrammarTask:
+    """Generate, split and encode a transduction whose hierarchical and linear rules agree on some
+    sentences and not on others. `sample(rng)` -> (words, hierarchical output, linear output, index of
+    the key word in the output). Sentences where the rules disagree count only when they disagree on
+    the key word, so the key word's accuracy tells the rules apart."""
     rng = random.Random(cfg.effective_split_seed)
-    agree: dict[tuple, int] = {}
-    differ: dict[tuple, int] = {}
+    agree: dict[tuple, tuple] = {}
+    differ: dict[tuple, tuple] = {}
     want = o.n_train + 2 * o.n_test
     tries = 0
     while (len(agree) < want or len(differ) < o.n_test) and tries < 50 * want:
         tries += 1
-        words, main = declarative(rng, o)
-        bucket = agree if linear_question(words) == hierarchical_question(words, main) else differ
+        words, hier, lin, k = sample(rng)
+        if hier == lin:
+            bucket = agree
+        elif hier[k] != lin[k]:
+            bucket = differ
+        else:
+            continue
         if len(bucket) < want:
-            bucket.setdefault(tuple(words), main)
+            bucket.setdefault(tuple(words), (hier, lin, k))
     if len(agree) < want or len(differ) < o.n_test:
         raise ConfigError(f"task.options.n_train: the grammar gave only {len(agree)} + {len(differ)} "
                           f"distinct sentences for {want} + {o.n_test}; ask for fewer or raise rc_prob / "
@@ -224,31 +262,47 @@ def build_question_formation(cfg) -> GrammarTask:
     rng.shuffle(agree_items)
     test_id = agree_items[: o.n_test]
     pool = agree_items[o.n_test:]
-    n_quest = o.n_train // 2
-    train_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in pool[:n_quest]]
+    n_transform = o.n_train // 2
+    train_rows = [(list(w), [transform], list(h)) for w, (h, _, _) in pool[:n_transform]]
     copies = list(agree_items[o.n_test:]) + list(differ.items())
     rng.shuffle(copies)
-    train_rows += [(list(w), ["decl"], list(w)) for w, _ in copies[: o.n_train - n_quest]]
+    train_rows += [(list(w), [copy], list(w)) for w, _ in copies[: o.n_train - n_transform]]
     rng.shuffle(train_rows)
-    id_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in test_id]
+    id_rows = [(list(w), [transform], list(h)) for w, (h, _, _) in test_id]
     gen_items = list(differ.items())[: o.n_test]
-    gen_rows = [(list(w), ["quest"], hierarchical_question(list(w), m)) for w, m in gen_items]
-    lin_rows = [(list(w), ["quest"], linear_question(list(w))) for w, _ in gen_items]
+    gen_rows = [(list(w), [transform], list(h)) for w, (h, _, _) in gen_items]
+    lin_rows = [(list(w), [transform], list(lin)) for w, (_, lin, _) in gen_items]
     everything = train_rows + id_rows + gen_rows
     length = max(len(a) + 1 + len(b) + 1 for a, _, b in everything)
 
-    def split(rows):
-        return _encode([a + t + b + ["<eos>"] for a, t, b in rows], [len(a) + 1 for a, _, _ in rows], length)
+    def split(rows, whole=False):
+        return _encode([a + t + b + ["<eos>"] for a, t, b in rows], [len(a) + 1 for a, _, _ in rows], length,
+                       vocab, whole)
 
-    splits = {"train": split(train_rows), "test_id": split(id_rows), "test_gen": split(gen_rows)}
-    # the input position whose prediction is the word after TASK
-    first = {name: torch.tensor([len(a) for a, _, _ in rows])
-             for name, rows in (("test_id", id_rows), ("test_gen", gen_rows))}
-    meta = {"kind": "question_formation", "n_train": len(train_rows), "n_test": o.n_test,
-            "vocab": list(VOCAB), "train_questions": n_quest, "max_len": length}
-    return GrammarTask(kind="question_formation", splits=splits, input_kind="tokens",
-                       input_shape=(length - 1,), n_classes=len(VOCAB), vocab_size=len(VOCAB),
-                       output="tokens",
+    splits = {"train": split(train_rows, o.loss_on == "sequence"), "test_id": split(id_rows),
+              "test_gen": split(gen_rows)}
+    # the input position whose prediction is the key word: TASK sits at len(a), predicting output[0]
+    key_pos = {"test_id": torch.tensor([len(w) + k for w, (_, _, k) in test_id]),
+               "test_gen": torch.tensor([len(w) + k for w, (_, _, k) in gen_items])}
+    meta = {"kind": kind, "n_train": len(train_rows), "n_test": o.n_test, "vocab": list(vocab),
+            "train_transformed": n_transform, "max_len": length, "loss_on": o.loss_on}
+    return GrammarTask(kind=kind, splits=splits, input_kind="tokens", input_shape=(length - 1,),
+                       n_classes=len(vocab), vocab_size=len(vocab), output="tokens",
                        generalization_split="test_gen", meta=meta,
-                       measure_names=("test_id_first_acc", "test_gen_first_acc", "test_gen_linear_acc"),
-                       first=first, linear=split(lin_rows))
+                       measure_names=(f"test_id_{key}_acc", f"test_gen_{key}_acc",
+                                      f"test_gen_{key}_linear_acc", "test_gen_linear_acc"),
+                       key=key, key_pos=key_pos, linear=split(lin_rows))
+
+
+def _sample_question(o: GrammarOptions):
+    def sample(rng):
+        words, main = declarative(rng, o)
+        return words, hierarchical_question(words, main), linear_question(words), 0
+    return sample
+
+
+def build_question_formation(cfg) -> GrammarTask:
+    """Generate, split and encode (see the module docstring)."""
+    o = GrammarOptions(**cfg.task.options)
+    return build_transduction(cfg, o, _sample_question(o), kind="question_formation", vocab=VOCAB,
+                              copy="decl", transform="quest", key="first")

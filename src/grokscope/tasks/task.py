@@ -44,22 +44,32 @@ class Split:
 
     targets: (n,) long class labels for output 'classes'; (n, n_outputs) float for 'regression';
     (n, seq_len) long next tokens for 'tokens', scored where `mask` (n, seq_len) bool is True.
+    `loss_mask` (tokens only; None: `mask`): the positions the training loss covers when they differ
+    from the scored ones, e.g. a language-modelling loss on the whole sequence (Murty et al. 2023)
+    while accuracy scores the answer.
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     mask: torch.Tensor | None = None
+    loss_mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
     def subset(self, idx: torch.Tensor) -> Split:
         """The rows `idx` (a (k,) long tensor) of this split."""
-        return Split(self.inputs[idx], self.targets[idx], None if self.mask is None else self.mask[idx])
+        pick = lambda t: None if t is None else t[idx]
+        return Split(self.inputs[idx], self.targets[idx], pick(self.mask), pick(self.loss_mask))
 
     def to(self, device) -> Split:
-        return Split(self.inputs.to(device), self.targets.to(device),
-                     None if self.mask is None else self.mask.to(device))
+        move = lambda t: None if t is None else t.to(device)
+        return Split(self.inputs.to(device), self.targets.to(device), move(self.mask), move(self.loss_mask))
+
+    @property
+    def train_mask(self) -> torch.Tensor | None:
+        """The positions the training loss covers: `loss_mask`, else `mask`."""
+        return self.mask if self.loss_mask is None else self.loss_mask
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -107,6 +107,8 @@ class _Stacked:
         self.inputs = _stack([s.inputs for s in splits]).to(device)
         self.targets = _stack([s.targets for s in splits]).to(device)
         self.mask = None if splits[0].mask is None else _stack([s.mask for s in splits]).to(device)
+        self.train_mask = (self.mask if splits[0].loss_mask is None
+                           else _stack([s.train_mask for s in splits]).to(device))
         self.sizes = torch.tensor([len(s) for s in splits], device=device)
         self.valid = torch.arange(self.inputs.shape[1], device=device) < self.sizes[:, None]  # (K, n)
 
@@ -163,13 +165,13 @@ class Ensemble:
         idx = [s.next() for s in self.samplers]
         tr = self.train
         if all(i is None for i in idx):
-            inputs, targets, mask, sizes = tr.inputs, tr.targets, tr.mask, tr.sizes
+            inputs, targets, mask, sizes = tr.inputs, tr.targets, tr.train_mask, tr.sizes
         else:
             idx = [torch.arange(s.n) if i is None else i for i, s in zip(idx, self.samplers)]
             pos = _stack(idx).to(self.device)  # (K, b_max)
             k = torch.arange(self.K, device=self.device)[:, None]
             inputs, targets = tr.inputs[k, pos], tr.targets[k, pos]
-            mask = None if tr.mask is None else tr.mask[k, pos]
+            mask = None if tr.train_mask is None else tr.train_mask[k, pos]
             sizes = torch.tensor([len(i) for i in idx], device=self.device)
         valid = torch.arange(inputs.shape[1], device=self.device) < sizes[:, None]  # (K, b)
         dtype = torch_dtype(self.cfgs[0].train.loss_dtype)

@@ -178,9 +178,10 @@ class SingleStepper:
         if self.active is not None:
             idx = self.active if idx is None else self.active[idx.to(self.device)]
         s = self.train_split
+        mask = s.train_mask
         if idx is None:
-            return s.inputs, s.targets, s.mask
-        return s.inputs[idx], s.targets[idx], None if s.mask is None else s.mask[idx]
+            return s.inputs, s.targets, mask
+        return s.inputs[idx], s.targets[idx], None if mask is None else mask[idx]
 
     # ------------------------------------------------------------------------------ Stepper
     def prepare(self, announce) -> None:
