@@ -91,7 +91,7 @@ def test_measures_first_word_and_linear_rule_on_an_untrained_model():
     model = build_model(_cfg().model, t)
     m = t.measures(model, torch.device("cpu"))
     assert set(m) == {"test_id_first_acc", "test_gen_first_acc", "test_gen_first_linear_acc",
-                      "test_gen_linear_acc"}
+                      "test_id_seq_acc", "test_gen_seq_acc", "test_gen_linear_acc"}
     assert all(0 <= v <= 1 for v in m.values()) and m["test_gen_linear_acc"] == 0.0
     assert m["test_gen_first_acc"] + m["test_gen_first_linear_acc"] <= 1  # the two first words differ
 
@@ -139,3 +139,16 @@ def test_loss_on_sequence_trains_a_language_model_on_the_whole_training_sequence
         prompt = tr.loss_mask & ~tr.mask  # the declarative's own words
         losses[loss_on] = float(per_token[prompt].mean())
     assert losses["sequence"] < losses["output"] - 0.5
+
+
+def test_score_key_makes_the_test_splits_score_the_first_word_and_sequence_the_whole_output():
+    key, whole = task_from_config(_cfg()), task_from_config(_cfg(score="sequence"))
+    for name in ("test_id", "test_gen"):
+        k, w = key.splits[name], whole.splits[name]
+        assert torch.equal(k.targets, w.targets) and torch.equal(w.mask, key.full[name].mask)
+        assert (k.mask.sum(1) == 1).all()  # one scored position: the first output word
+        assert torch.equal(k.mask.nonzero()[:, 1], key.key_pos[name])
+        assert (k.mask <= w.mask).all()
+    assert torch.equal(key.splits["train"].mask, whole.splits["train"].mask)  # train scores the sequence
+    with pytest.raises(ConfigError, match="^task.options.score: must be 'key' or 'sequence', got 'all'$"):
+        _cfg(score="all")

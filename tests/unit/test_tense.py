@@ -88,7 +88,7 @@ def test_splits_follow_the_hierarchical_rule_train_never_disambiguates_and_test_
                 assert linear_present(past) == out
     m = t.measures(build_model(_cfg().model, t), torch.device("cpu"))
     assert set(m) == {"test_id_verb_acc", "test_gen_verb_acc", "test_gen_verb_linear_acc",
-                      "test_gen_linear_acc"}
+                      "test_id_seq_acc", "test_gen_seq_acc", "test_gen_linear_acc"}
     assert m["test_gen_verb_acc"] + m["test_gen_verb_linear_acc"] <= 1
 
 
@@ -117,12 +117,13 @@ def test_key_word_measures_tell_which_rule_a_model_follows(kind, key):
     follows_hierarchy = _Oracle([(ident.inputs, ident.targets), (gen.inputs, gen.targets)], t.vocab_size)
     m = t.measures(follows_hierarchy, torch.device("cpu"))
     assert m[f"test_id_{key}_acc"] == m[f"test_gen_{key}_acc"] == 1.0
+    assert m["test_id_seq_acc"] == m["test_gen_seq_acc"] == 1.0
     assert m[f"test_gen_{key}_linear_acc"] == m["test_gen_linear_acc"] == 0.0
     # the linear rule: on test_gen's inputs (teacher prefix up to the key word is the same) and on its own
     pairs = [(ident.inputs, ident.targets), (gen.inputs, lin.targets), (lin.inputs, lin.targets)]
     follows_linear = _Oracle(pairs, t.vocab_size)
     m = t.measures(follows_linear, torch.device("cpu"))
-    assert m[f"test_id_{key}_acc"] == 1.0 and m[f"test_gen_{key}_acc"] == 0.0
+    assert m[f"test_id_{key}_acc"] == 1.0 and m[f"test_gen_{key}_acc"] == m["test_gen_seq_acc"] == 0.0
     assert m[f"test_gen_{key}_linear_acc"] == m["test_gen_linear_acc"] == 1.0
 
 

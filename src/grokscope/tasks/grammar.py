@@ -69,6 +69,11 @@ class GrammarOptions:
     loss_on: str = "output"
     """'output': the training loss covers the output tokens; 'sequence': every token of the training
     sequences, the declarative included (a language model, as Murty et al. 2023 train)."""
+    score: str = "key"
+    """What the test splits' accuracy (and loss) score: 'key', the key word (the question's first
+    word, the moved auxiliary; the main verb for tense), as Murty et al. 2023 score them, so that
+    events and phases date the rule the model follows; 'sequence', the whole output's exact match.
+    Both are logged either way ({split}_first_acc / _verb_acc and {split}_seq_acc)."""
 
 
 # ------------------------------------------------------------------------------ generation
@@ -170,6 +175,8 @@ def check_transduction(cfg, o) -> None:
         raise ConfigError(f"task.options.max_depth: must be an integer in 1..4, got {o.max_depth!r}")
     if o.loss_on not in ("output", "sequence"):
         raise ConfigError(f"task.options.loss_on: must be 'output' or 'sequence', got {o.loss_on!r}")
+    if o.score not in ("key", "sequence"):
+        raise ConfigError(f"task.options.score: must be 'key' or 'sequence', got {o.score!r}")
 
 
 def validate_question_formation(cfg) -> None:
@@ -188,12 +195,14 @@ class GrammarTask(Task):
     """Name of the word that tells the two rules apart: 'first' (the moved auxiliary) or 'verb'."""
     key_pos: dict = field(default_factory=dict)
     """{split: (n,) long input position whose prediction is the key word} for the transformed splits."""
+    full: dict = field(default_factory=dict)
+    """{split: the test split scored on its whole output} (the splits themselves may score the key word)."""
     linear: Split | None = None
     """test_gen with the linear rule's outputs as targets."""
 
     @property
     def measure_cost(self) -> float:
-        return float(sum(len(self.splits[s]) for s in self.key_pos) + len(self.splits["test_gen"]))
+        return float(sum(len(s) for s in self.full.values()) + len(self.linear))
 
     def measures(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         from grokscope.training.losses import per_example_correct
@@ -201,11 +210,13 @@ class GrammarTask(Task):
         out: dict[str, float] = {}
         with eval_mode(model), torch.no_grad():
             for name, pos in self.key_pos.items():
-                s = self.splits[name]
+                s = self.full[name]
                 logits = model(s.inputs.to(device)).cpu()  # (n, T, vocab)
                 rows = torch.arange(len(s))
                 guess = logits[rows, pos].argmax(-1)
                 out[f"{name}_{self.key}_acc"] = float((guess == s.targets[rows, pos]).double().mean())
+                out[f"{name}_seq_acc"] = float(per_example_correct(logits, s.targets, "tokens",
+                                                                   s.mask).double().mean())
                 if name == "test_gen":
                     hit = guess == self.linear.targets[rows, pos]
                     out[f"test_gen_{self.key}_linear_acc"] = float(hit.double().mean())
@@ -279,19 +290,26 @@ def build_transduction(cfg, o, sample, *, kind: str, vocab: tuple[str, ...], cop
         return _encode([a + t + b + ["<eos>"] for a, t, b in rows], [len(a) + 1 for a, _, _ in rows], length,
                        vocab, whole)
 
-    splits = {"train": split(train_rows, o.loss_on == "sequence"), "test_id": split(id_rows),
-              "test_gen": split(gen_rows)}
+    full = {"test_id": split(id_rows), "test_gen": split(gen_rows)}
     # the input position whose prediction is the key word: TASK sits at len(a), predicting output[0]
     key_pos = {"test_id": torch.tensor([len(w) + k for w, (_, _, k) in test_id]),
                "test_gen": torch.tensor([len(w) + k for w, (_, _, k) in gen_items])}
+    tests = dict(full)
+    if o.score == "key":  # the splits' accuracy and loss are the key word's
+        for name, s in full.items():
+            only = torch.zeros_like(s.mask)
+            only[torch.arange(len(s)), key_pos[name]] = True
+            tests[name] = Split(s.inputs, s.targets, only)
+    splits = {"train": split(train_rows, o.loss_on == "sequence"), **tests}
     meta = {"kind": kind, "n_train": len(train_rows), "n_test": o.n_test, "vocab": list(vocab),
-            "train_transformed": n_transform, "max_len": length, "loss_on": o.loss_on}
+            "train_transformed": n_transform, "max_len": length, "loss_on": o.loss_on, "score": o.score}
     return GrammarTask(kind=kind, splits=splits, input_kind="tokens", input_shape=(length - 1,),
                        n_classes=len(vocab), vocab_size=len(vocab), output="tokens",
                        generalization_split="test_gen", meta=meta,
-                       measure_names=(f"test_id_{key}_acc", f"test_gen_{key}_acc",
-                                      f"test_gen_{key}_linear_acc", "test_gen_linear_acc"),
-                       key=key, key_pos=key_pos, linear=split(lin_rows))
+                       measure_names=(f"test_id_{key}_acc", "test_id_seq_acc", f"test_gen_{key}_acc",
+                                      "test_gen_seq_acc", f"test_gen_{key}_linear_acc",
+                                      "test_gen_linear_acc"),
+                       key=key, key_pos=key_pos, full=full, linear=split(lin_rows))
 
 
 def _sample_question(o: GrammarOptions):
