@@ -14,7 +14,8 @@ Parts (each run is its own process on one thread, two at a time on a 2-core mach
   after saturation;
 - depth: murty2023_question over --depths (seed 0 unless --depth-seeds): the same numbers per
   depth, and the depth whose test_gen first-word accuracy ends highest;
-- tense: murty2023_tense for the seeds, as question (the main verb instead of the first word).
+- tense: murty2023_question's settings on tense inflection (--task.kind tense_inflection) for the
+  seeds, as question (the main verb instead of the first word).
 
     python benchmarks/sequences.py [--parts parity,sentiment,question,depth,tense] [--seeds 3]
         [--depths 1,2,3,4] [--json rows.json] [--keep DIR]
@@ -131,7 +132,7 @@ def main() -> None:
         jobs += [("depth", "murty2023_question", s, {"model.n_layers": d}) for d in a.depths.split(",")
                  for s in range(a.depth_seeds)]
     if "tense" in parts:
-        jobs += [("tense", "murty2023_tense", s, {}) for s in seeds]
+        jobs += [("tense", "murty2023_question", s, {"task.kind": "tense_inflection"}) for s in seeds]
     with ProcessPoolExecutor(a.workers) as pool:
         rows = list(pool.map(run, [(*job, a.keep) for job in jobs]))
     for part in PARTS:

@@ -152,3 +152,17 @@ def test_score_key_makes_the_test_splits_score_the_first_word_and_sequence_the_w
     assert torch.equal(key.splits["train"].mask, whole.splits["train"].mask)  # train scores the sequence
     with pytest.raises(ConfigError, match="^task.options.score: must be 'key' or 'sequence', got 'all'$"):
         _cfg(score="all")
+
+
+def test_training_questions_rule_out_moving_the_last_auxiliary():
+    """Only 'move the first' and 'move the main auxiliary' fit the training questions: some of them
+    hold a relative clause on the object, whose auxiliary is the last one (McCoy et al. 2020)."""
+    t = task_from_config(_cfg())
+    tr = t.splits["train"]
+    refuted = 0
+    for r in range(len(tr)):
+        decl, task, out = _decode(tr, r)
+        if task == "quest":
+            last = max(i for i, w in enumerate(decl) if w in ALL_AUX)
+            refuted += hierarchical_question(decl, last) != out
+    assert refuted >= 20

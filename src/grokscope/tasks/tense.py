@@ -59,14 +59,16 @@ def _number(word: str) -> str | None:
 # ------------------------------------------------------------------------------ generation
 
 
-def _verb_phrase(rng, o, depth: int, words: list[str], verbs: list[tuple[int, str]], number: str) -> None:
-    """Append a past-tense verb (recorded with the number it agrees with) and, if transitive, its object."""
+def _verb_phrase(rng, o, object_depth: int, words: list[str], verbs: list[tuple[int, str]],
+                 number: str) -> None:
+    """Append a past-tense verb (recorded with the number it agrees with) and, if transitive, its object
+    (a noun phrase at `object_depth`)."""
     verbs.append((len(words), number))
     if rng.random() < 0.5:
         words.append(FORMS[rng.choice(VI)]["past"])
     else:
         words.append(FORMS[rng.choice(VT)]["past"])
-        _np(rng, o, depth + 1, words, verbs)
+        _np(rng, o, object_depth, words, verbs)
 
 
 def _np(rng, o, depth: int, words: list[str], verbs: list[tuple[int, str]]) -> str:
@@ -78,7 +80,7 @@ def _np(rng, o, depth: int, words: list[str], verbs: list[tuple[int, str]]) -> s
         r = rng.random()
         if r < o.rc_prob * decay:
             words.append(rng.choice(RELS))
-            _verb_phrase(rng, o, depth, words, verbs, number)
+            _verb_phrase(rng, o, depth + 1, words, verbs, number)
         elif r < (o.rc_prob + o.pp_prob) * decay:
             words.append(rng.choice(PREPS))
             _np(rng, o, depth + 1, words, verbs)
@@ -91,7 +93,7 @@ def past_sentence(rng: random.Random, o: GrammarOptions) -> tuple[list[str], lis
     verbs: list[tuple[int, str]] = []
     number = _np(rng, o, 0, words, verbs)
     main = len(words)
-    _verb_phrase(rng, o, 0, words, verbs, number)
+    _verb_phrase(rng, o, 0, words, verbs, number)  # the main verb's object is not inside a noun phrase
     words.append(".")
     return words, verbs, main
 
