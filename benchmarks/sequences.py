@@ -12,13 +12,14 @@ Parts (each run is its own process on one thread, two at a time on a 2-core mach
   (test_id_seq_acc >= 0.99, the whole question right), the first-word accuracy on test_gen (the
   main auxiliary moved) and the linear rule's share there, at its best and at the end, and the rise
   after saturation;
-- depth: murty2023_question over --depths (seed 0 unless --depth-seeds): the same numbers per
-  depth, and the depth whose test_gen first-word accuracy ends highest;
+- depth: murty2023_question over --depths (seed 0 unless --depth-seeds; the preset's own depth is
+  taken from the question part when it ran): the same numbers per depth, and the depth whose
+  test_gen first-word accuracy ends highest;
 - tense: murty2023_question's settings on tense inflection (--task.kind tense_inflection) for the
   seeds, as question (the main verb instead of the first word).
 
     python benchmarks/sequences.py [--parts parity,sentiment,question,depth,tense] [--seeds 3]
-        [--depths 1,2,3,4] [--json rows.json] [--keep DIR]
+        [--depths 1,2,4] [--depth-seeds 1] [--json rows.json] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--depths", default="1,2,3,4")
+    ap.add_argument("--depths", default="1,2,4")
     ap.add_argument("--depth-seeds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write every row to this file")
@@ -145,6 +146,9 @@ def main() -> None:
             for r in these:
                 print(f"seed {r['seed']}: Fourier gap at half its final value at step {r['gap_half']}, "
                       f"test accuracy >= 0.75 at step {r['test_075']}")
+        if part == "depth":  # the preset's own depth comes from the question part's runs of the same seeds
+            these = sorted(these + [r for r in rows if r["part"] == "question" and r["seed"] < a.depth_seeds],
+                           key=lambda r: (r["n_layers"], r["seed"]))
         if part in ("question", "depth", "tense"):
             _structure(these)
         if part == "depth":

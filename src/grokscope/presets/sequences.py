@@ -39,3 +39,25 @@ def omnigrok_sentiment_control() -> RunConfig:
     MEASURED
     """
     return _sentiment("omnigrok_sentiment_control", 1.0)
+
+
+@preset
+def murty2023_question() -> RunConfig:
+    """Murty, Sharma, Andreas & Manning 2023 ("Grokking of hierarchical structure in vanilla
+    transformers"), question formation on a generated grammar at CPU size: in-domain questions are
+    right early, and which auxiliary the model moves on held-out structures (a relative clause on
+    the subject, where only the hierarchical rule is right) changes long afterwards.
+
+    MEASURED
+    """
+    return RunConfig(
+        name="murty2023_question",
+        task=TaskConfig(kind="question_formation",
+                        options={"n_train": 10_000, "n_test": 500, "max_depth": 1, "loss_on": "sequence",
+                                 "score": "key"}),
+        model=ModelConfig(arch="transformer", n_layers=3, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
+        # an evaluation (11,500 sequences and the measures) costs ~100 steps: every 250 steps, nothing else
+        train=TrainConfig(steps=10_000, batch_size=32, loss="ce", eval_every=250, eval_budget=0.0,
+                          eval_per_decade=0, eval_refine=0.0),
+    )
