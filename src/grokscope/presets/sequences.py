@@ -56,7 +56,8 @@ def murty2023_question() -> RunConfig:
                         options={"n_train": 10_000, "n_test": 500, "max_depth": 1, "loss_on": "sequence",
                                  "score": "key"}),
         model=ModelConfig(arch="transformer", n_layers=3, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
-        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500,
+                          schedule="cosine"),
         # an evaluation (11,500 sequences and the measures) costs ~100 steps: every 250 steps, nothing else
         train=TrainConfig(steps=10_000, batch_size=32, loss="ce", eval_every=250, eval_budget=0.0,
                           eval_per_decade=0, eval_refine=0.0),
