@@ -26,7 +26,19 @@ def omnigrok_sentiment_lstm() -> RunConfig:
     every weight is multiplied by 6 at init memorizes its reviews with test accuracy near chance,
     then generalizes much later as weight decay shrinks the weight norm.
 
-    MEASURED
+    Task: 100 words, 30% of them polar, reviews of 8-24 words, label = sign of the polarity sum
+    without noise; 2,000 training and 2,000 test reviews. 1-layer LSTM, d 64, init_scale 6,
+    cross-entropy, AdamW lr 1e-3, wd 0.2, grad clip 5, batch 50, 20,000 steps. The paper: IMDb
+    (1,000 reviews, 750 to train), 2-layer LSTM 256, alpha 6, wd 1, lr 3e-4. Harder settings (200
+    words, label noise, 750 reviews) cap test accuracy near 0.8 even at alpha 1, under grokscope's
+    0.9 / 0.95 generalization thresholds (docs/sequences.md has those runs).
+
+    Measured here (benchmarks/sequences.py --parts sentiment --seeds 3 --workers 1, 1 thread, beside
+    other runs; seeds 0 / 1 / 2): train accuracy >= 0.99 at step 1,250 / 1,122 / 1,122 with test
+    accuracy 0.57 / 0.56 / 0.56 there; test accuracy >= 0.9 at 7,943 / 8,250 / 8,913 and >= 0.95
+    at 12,000 / 13,250 / 12,500: delay ratio (at 0.95) 9.6 / 11.8 / 11.1, outcome class grokking;
+    final test accuracy 0.999 / 0.995 / 0.982. The weight norm falls from ~490 to ~19 (the
+    control ends at ~17). 176-245 s of training.
     """
     return _sentiment("omnigrok_sentiment_lstm", 6.0)
 
@@ -36,7 +48,10 @@ def omnigrok_sentiment_control() -> RunConfig:
     """The alpha = 1 control of omnigrok_sentiment_lstm: the same LSTM, data and optimizer at the
     standard init scale; it generalizes as it fits, without a delay.
 
-    MEASURED
+    Measured here (as omnigrok_sentiment_lstm; seeds 0 / 1 / 2): test accuracy >= 0.9 at step
+    158 / 200 / 158, before train accuracy reaches 0.99 (step 250 / 355 / 316, test accuracy 0.93
+    there), outcome class comprehension; test accuracy >= 0.95 at 447 / 1,413 / 447 (ratio 1.4-4.0:
+    it hovers at 0.93-0.95 for a while); final 0.999 / 0.986 / 0.999. 233-291 s of training.
     """
     return _sentiment("omnigrok_sentiment_control", 1.0)
 
