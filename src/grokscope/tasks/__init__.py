@@ -221,3 +221,17 @@ register_task("tense_inflection", build_tense_inflection, validate=validate_tens
               options=GrammarOptions,
               doc="Tense inflection on a generated grammar: past -> present, each verb agreeing with its "
                   "subject (McCoy et al. 2020).")
+
+from grokscope.tasks.knowledge import (  # noqa: E402
+    ComparisonOptions,
+    CompositionOptions,
+    build_comparison,
+    build_composition,
+    validate_comparison,
+    validate_composition,
+)
+
+register_task("composition", build_composition, validate=validate_composition, options=CompositionOptions,
+              doc="Two-hop queries over a generated knowledge graph (Wang et al. 2024).")
+register_task("comparison", build_comparison, validate=validate_comparison, options=ComparisonOptions,
+              doc="Attribute comparisons over a generated knowledge base (Wang et al. 2024).")
