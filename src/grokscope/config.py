@@ -95,6 +95,9 @@ class ModelConfig:
     """CNN: conv kernel size (padding keeps the image size)."""
     pool: Literal["max", "avg", "none"] = "max"
     """CNN: 2x2 pooling after each conv layer (skipped once the image is 1 pixel wide)."""
+    share_layers: bool = False
+    """Transformer: the second half of the n_layers (even) reuses the first half's blocks, layer i +
+    n_layers/2 = layer i (Wang et al. 2024's cross-layer sharing, as in the Universal Transformer)."""
 
 
 @dataclass(frozen=True)

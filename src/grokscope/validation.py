@@ -40,6 +40,9 @@ def validate(cfg):
         _check(v >= 1 and v <= 65_536, f"model.{name}", "must be an integer in 1..65536", v)
     _check(m.d_model % m.n_heads == 0 or m.arch == "mlp", "model.n_heads",
            f"must divide model.d_model={m.d_model}", m.n_heads)
+    _check(not m.share_layers or (m.arch == "transformer" and m.n_layers % 2 == 0), "model.share_layers",
+           f"needs model.arch 'transformer' and an even model.n_layers (arch {m.arch!r}, n_layers "
+           f"{m.n_layers})", m.share_layers)
     _check(0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)", m.dropout)
     _check(m.init_scale > 0, "model.init_scale", "must be > 0", m.init_scale)
     _check(all(1 <= c <= 65_536 for c in m.cnn_channels), "model.cnn_channels",

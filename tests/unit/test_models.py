@@ -141,3 +141,34 @@ def test_mlp(task, mlp_input, activation):
         x = task.tokens()[:7]
         torch.testing.assert_close(cache["hook_input"][:, : task.n_values].argmax(1), x[:, 0])
         torch.testing.assert_close(cache["hook_input"][:, task.n_values:].argmax(1), x[:, 2])
+
+
+def test_share_layers_runs_the_first_half_of_the_blocks_twice(task):
+    torch.manual_seed(0)
+    shared_cfg = ModelConfig(n_layers=4, d_model=32, n_heads=4, d_mlp=64, norm="pre", share_layers=True)
+    shared = Transformer(shared_cfg, d_vocab=task.vocab_size, d_vocab_out=task.n_classes).double()
+    plain = Transformer(ModelConfig(n_layers=4, d_model=32, n_heads=4, d_mlp=64, norm="pre"),
+                        d_vocab=task.vocab_size, d_vocab_out=task.n_classes).double()
+    assert len(shared.blocks) == 2
+    assert shared.layers[2] is shared.blocks[0] and shared.layers[3] is shared.blocks[1]
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(plain) - n(shared) == sum(p.numel() for p in plain.blocks[:2].parameters())
+    # a plain 4-layer model whose blocks 2, 3 carry blocks 0, 1's weights computes the same function
+    state = {k: v for k, v in shared.state_dict().items()}
+    state.update({k.replace("blocks.0.", "blocks.2.", 1): v for k, v in shared.state_dict().items()
+                  if k.startswith("blocks.0.")})
+    state.update({k.replace("blocks.1.", "blocks.3.", 1): v for k, v in shared.state_dict().items()
+                  if k.startswith("blocks.1.")})
+    plain.load_state_dict(state)
+    tokens = task.tokens()[:50]
+    torch.testing.assert_close(shared(tokens), plain(tokens), rtol=1e-10, atol=1e-10)
+
+
+def test_share_layers_needs_an_even_transformer():
+    from grokscope import RunConfig
+    from grokscope.config import validate
+    from grokscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model.share_layers: needs model.arch 'transformer' and an even "
+                                          r"model.n_layers \(arch 'transformer', n_layers 3\), got True$"):
+        validate(RunConfig(model=ModelConfig(n_layers=3, share_layers=True)))

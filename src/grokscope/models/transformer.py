@@ -211,7 +211,10 @@ class Transformer(HookedModule):
         self.pos_embed = PosEmbed(n_ctx, cfg.d_model, std)
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
-        self.blocks = nn.ModuleList(Block(cfg, std) for _ in range(cfg.n_layers))
+        n_blocks = cfg.n_layers // 2 if getattr(cfg, "share_layers", False) else cfg.n_layers
+        self.blocks = nn.ModuleList(Block(cfg, std) for _ in range(n_blocks))
+        # layer i runs blocks[i % n_blocks]: with share_layers the first half's blocks run twice
+        self.layers = [self.blocks[i % n_blocks] for i in range(cfg.n_layers)]
         if cfg.norm == "pre":
             self.ln_final = LayerNorm(cfg.d_model)
         self.unembed = Unembed(cfg.d_model, d_vocab_out, cfg.bias, std)
@@ -240,7 +243,7 @@ class Transformer(HookedModule):
         every = all_positions or self.output == "tokens"
         answer = self.answer_position % T
         last_only = not every and answer == T - 1  # the last block computes only the answer position
-        last = len(self.blocks) - 1
+        last = len(self.layers) - 1
         table = index = None
         d_vocab = self.embed.W_E.shape[0]
         if ((self.dropout_p == 0 or not self.training) and not self._hooks_attached()
@@ -252,7 +255,7 @@ class Transformer(HookedModule):
         else:
             resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
             resid = F.dropout(resid, self.dropout_p, self.training)  # (batch, pos, d_model)
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.layers):
             resid = block(resid, last_only=(i == last and last_only),
                           table=table if i == 0 else None, index=index)
         if self.cfg.norm == "pre":
