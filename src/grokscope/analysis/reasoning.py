@@ -86,3 +86,174 @@ def causal_trace(model, clean: torch.Tensor, corrupt: torch.Tensor, position: in
             pred = decode(model, resid[:, read]).argmax(-1)
             flips.append((pred != answer).double().mean())
     return torch.stack(flips)
+
+
+# ------------------------------------------------------------------------------ the run analysis
+
+N_PROBE = 300  # training two-hop queries probed per checkpoint (Wang et al.: 300)
+TOP1 = "top-1"
+
+
+def composition_probes(cfg, n: int = N_PROBE, seed: int = 0) -> dict:
+    """Training two-hop queries of a composition run with their bridges and one corruption of each
+    token (Wang et al.: a token of the same type for which the answer changes): {"clean" (n, 3),
+    "answer", "bridge", "r2", "corrupt": {"h"|"r1"|"r2": (n, 3)}}."""
+    import random
+
+    from grokscope.tasks.knowledge import composition_graph
+
+    g = composition_graph(cfg)
+    rng = random.Random(seed)
+    pairs = [(x, y, b) for (x, y), b in zip(g.facts["train"], g.bridge["train"]) if b is not None]
+    pairs = pairs if len(pairs) <= n else rng.sample(pairs, n)
+    heads = sorted({h for h, _ in g.atomic})
+    rels_of: dict[int, list[int]] = {}
+    for h, r in g.atomic:
+        rels_of.setdefault(h, []).append(r)
+    two_hop = lambda h, r1, r2: g.atomic.get((g.atomic.get((h, r1), -1), r2))
+    clean, answer, bridge, corrupt = [], [], [], {"h": [], "r1": [], "r2": []}
+    for (h, r1, r2), t, b in pairs:
+        h2 = rng.choice([e for e in heads if e != h and two_hop(e, r1, r2) != t])
+        r1s = [r for r in rels_of[h] if r != r1 and two_hop(h, r, r2) != t] or [r1]
+        r2s = [r for r in rels_of[b] if r != r2 and g.atomic[(b, r)] != t] or [r2]
+        clean.append((h, r1, r2))
+        answer.append(t)
+        bridge.append(b)
+        corrupt["h"].append((h2, r1, r2))
+        corrupt["r1"].append((h, rng.choice(r1s), r2))
+        corrupt["r2"].append((h, r1, rng.choice(r2s)))
+    t = lambda rows: torch.tensor(rows, dtype=torch.long)
+    return {"clean": t(clean), "answer": t(answer), "bridge": t(bridge), "r2": t(clean)[:, 2],
+            "corrupt": {k: t(v) for k, v in corrupt.items()}}
+
+
+POSITIONS = {"h": 0, "r1": 1, "r2": 2}
+
+
+def probe_checkpoint(model, probes: dict) -> dict:
+    """One checkpoint's lens and tracing numbers: per layer (embedding = 0), the bridge's MRR and
+    top-1 share at position r1, r2's at position r2, and the flip share when h, r1 or r2 is
+    corrupted at that layer (each at its own position)."""
+    states = residual_stream(model, probes["clean"])
+    b_ranks = logit_lens_ranks(model, states, POSITIONS["r1"], probes["bridge"])
+    r2_ranks = logit_lens_ranks(model, states, POSITIONS["r2"], probes["r2"])
+    rec = {"bridge_mrr": mrr(b_ranks).tolist(), "bridge_top1": (b_ranks == 0).double().mean(-1).tolist(),
+           "r2_mrr": mrr(r2_ranks).tolist()}
+    for name, pos in POSITIONS.items():
+        rec[f"trace_{name}"] = causal_trace(model, probes["clean"], probes["corrupt"][name], pos,
+                                            probes["answer"]).tolist()
+    return rec
+
+
+def reasoning_card(records: list[dict], key_steps: dict, gen: str) -> dict:
+    """The circuit statement: the layer where the bridge entity is decoded most often at position r1
+    at the end, and how often it is there at memorization; the tracing of r1 at that layer."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
+    at = {label: next((r for r in records if s is not None and r["step"] == s), None)
+          for label, s in key_steps.items()}
+    final = records[-1]
+    # inner layers only: the last state at position r1 is the model's own prediction there, which the
+    # atomic facts (h, r) -> t train to be the bridge (Wang et al. lens layers 1..7 of 8)
+    inner = range(1, max(2, len(final["bridge_top1"]) - 1))
+    layer = max(inner, key=lambda i: final["bridge_top1"][i])
+    before = at.get("memorized")
+    share = final["bridge_top1"][layer]
+    evidence = [f"At step {final['step']:,}: train accuracy {pct(final.get('train_acc'))}, {gen} "
+                f"{pct(final.get(f'{gen}_acc'))}, test_ood {pct(final.get('test_ood_acc'))}."]
+    line = (f"Logit lens on {N_PROBE} training two-hop queries: the bridge entity is the top-1 decoding of "
+            f"the state after layer {layer} at position r1 in {pct(share)} of them at step {final['step']:,}")
+    if before is not None and before is not final:
+        line += f", {pct(before['bridge_top1'][layer])} at memorization (step {before['step']:,})"
+    evidence.append(line + ".")
+    r2_layer = max(inner, key=lambda i: final["r2_mrr"][i])
+    evidence.append(f"r2 at position r2: MRR {final['r2_mrr'][r2_layer]:.2f} after layer {r2_layer} at the "
+                    "end.")
+    trace = final["trace_r1"][layer]
+    line = (f"Causal tracing: corrupting r1 in the state after layer {layer} at position r1 changes the "
+            f"answer of {pct(trace)} of the queries at the end")
+    if before is not None and before is not final:
+        line += f", {pct(before['trace_r1'][layer])} at memorization"
+    evidence.append(line + "; corrupting h there: "
+                    f"{pct(final['trace_h'][layer])}, corrupting r2 at position r2: "
+                    f"{pct(final['trace_r2'][layer])}.")
+    found = share >= 0.5
+    grokked = key_steps.get("generalized") is not None
+    headline = (f"Bridge entity decoded at layer {layer} at position r1 in {pct(share)} of training two-hop "
+                f"queries {'after grokking' if grokked else 'at the end'}")
+    if before is not None and before is not final:
+        headline += f", {pct(before['bridge_top1'][layer])} {'before' if grokked else 'at memorization'}"
+    headline += "."
+    return {"claim": "two-hop circuit" if found else "none", "circuit": "found" if found else "not found",
+            "headline": headline, "evidence": evidence, "layer": layer}
+
+
+def analyze_reasoning(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, report: bool) -> dict:
+    """`grokscope analyze` on a composition run: the accuracies, logit lens and causal tracing at every
+    checkpoint, their figures and the circuit card; writes analysis.jsonl and analysis.json."""
+    import json
+    import sys
+    import time
+
+    from grokscope import detect
+    from grokscope.models import build_model
+    from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
+    from grokscope.training.checkpoint import CheckpointError, load_checkpoint
+    from grokscope.training.losses import per_example_correct
+
+    if task.kind != "composition":
+        from grokscope.errors import ConfigError
+
+        raise ConfigError(f"run: the mechanism analysis covers composition runs, not {task.kind!r} yet")
+    if cfg.model.arch != "transformer" or cfg.model.norm != "pre":
+        from grokscope.errors import ConfigError
+
+        raise ConfigError("model.norm: the logit lens needs a pre-LN transformer (model.norm 'pre')")
+    probes = composition_probes(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, task).eval()
+    summary = rd.read_summary() if rd.summary.is_file() else {}
+    gen = summary.get("generalization_split", task.generalization_split)
+    records = []
+    with torch.no_grad():
+        for step, path in ckpts:
+            try:
+                model.load_state_dict(load_checkpoint(path)["model"])
+            except CheckpointError as e:
+                print(f"grokscope: skipped {str(e).removeprefix('checkpoint: ')}", file=sys.stderr)
+                continue
+            rec: dict = {"step": step}
+            for name, s in task.splits.items():
+                right = per_example_correct(model(s.inputs), s.targets, "tokens", s.mask)
+                rec[f"{name}_acc"] = float(right.double().mean())
+            rec.update(probe_checkpoint(model, probes))
+            records.append(rec)
+    if not records:
+        from grokscope.errors import ConfigError
+
+        raise ConfigError(f"run: {str(rd.path)!r} has no readable checkpoint to analyse")
+    metrics = rd.read_metrics()
+    phase = detect.analyze(metrics, split=gen, n_eval=detect.eval_size(summary, gen)) if metrics else None
+    events = (phase or {}).get("events", {})
+    steps = [r["step"] for r in records]
+    after = lambda s: None if s is None else next((c for c in steps if c >= s), None)
+    key_steps = {"memorized": after(events.get("memorized_step")),
+                 "generalized": after(events.get("test_0.95_after_memorized", events.get("test_0.95"))),
+                 "final": steps[-1]}
+    card = reasoning_card(records, key_steps, gen)
+    out = {"format_version": 1, "kind": "reasoning", "steps": steps, "key_freqs": [], "key_source": "none",
+           "fourier_task": False, "final": records[-1],
+           "details": {"key_steps": key_steps, "probes": N_PROBE},
+           "card": card, "figures": [], "seconds": None}
+    atomic_write_text(rd.analysis_records, "".join(json.dumps(r) + "\n" for r in records))
+    if figures:
+        from grokscope.report import reasoning_plots
+
+        out["figures"] = reasoning_plots.draw_all(rd.figures, records=records, phase=phase, gen=gen,
+                                                  layer=card["layer"])
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(rd.analysis, out)
+    if report:
+        from grokscope.report.html import write_report
+
+        write_report(rd.path)
+    return out

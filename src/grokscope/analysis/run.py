@@ -187,6 +187,13 @@ def analyze(
             with RunLock(rd.path, "run"):
                 return analyze_images(rd, cfg, task, ckpts, t0, figures=figures, report=report,
                                       reference=reference)
+        if task.kind in ("composition", "comparison"):
+            from grokscope.analysis.reasoning import analyze_reasoning
+
+            if reference is not None:
+                raise ConfigError("reference: only image runs take a reference run")
+            with RunLock(rd.path, "run"):
+                return analyze_reasoning(rd, cfg, task, ckpts, t0, figures=figures, report=report)
     elif reference is not None:
         raise ConfigError("reference: only image runs take a reference run")
     an = _Analyzer(rd, cfg)
