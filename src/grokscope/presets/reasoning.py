@@ -1,0 +1,40 @@
+"""Presets on generated knowledge graphs (Wang, Yue, Su & Sun 2024, "Grokked transformers are
+implicit reasoners")."""
+
+from __future__ import annotations
+
+from grokscope.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+from grokscope.presets.registry import preset
+
+
+@preset
+def wang2024_composition() -> RunConfig:
+    """Wang et al. 2024, two-hop composition at CPU size: the transformer memorizes its atomic and
+    two-hop training facts early; accuracy on held-out in-distribution two-hop queries rises much
+    later, while out-of-distribution queries (both hops seen only as atomic facts) stay wrong.
+
+    100 entities, 20 relations, out-degree 10 (1,000 atomic facts, 5% OOD), phi 7.2 (6,840 two-hop
+    training facts), 300 queries per test split; pre-LN transformer, 4 layers, d 64, 4 heads, d_mlp
+    256; AdamW lr 1e-3, wd 0.1, warmup 500, grad clip 1, batch 256, 30,000 steps; an evaluation
+    every 250 steps. The paper: 2,000 entities, 200 relations, out-degree 20, 8 layers of d 768, lr
+    1e-4, batch 512, up to 1.5M steps on a GPU.
+
+    Measured here (1 thread, beside 1-3 other runs on 2 cores), seed 0: train accuracy 0.94 at step
+    1,000 and >= 0.99 (memorized) at 4,250 with test_iid accuracy 0.16 there; test_iid >= 0.9 at
+    21,000 and >= 0.95 at 24,250: delay ratio 4.9 (at 0.9) / 5.7 (at 0.95), outcome class grokking;
+    final test_iid 0.97, test_ood 0.0, train_inferred 0.99; 1,968 s of training. The logit lens
+    (`grokscope analyze`) decodes the bridge entity from the state after layer 3 at position r1 in
+    46% of training two-hop queries at memorization and 84% at the end; corrupting r1 in that
+    state changes 40% of the answers at memorization and 74% at the end. At phi 9.0 the same run
+    generalizes as it memorizes (test_iid 0.47 at memorization, 5,750; 0.9 at 10,500).
+    """
+    return RunConfig(
+        name="wang2024_composition",
+        task=TaskConfig(kind="composition", options={"n_entities": 100, "n_relations": 20, "out_degree": 10,
+                                                     "ood_fraction": 0.05, "phi": 7.2, "n_test": 300}),
+        model=ModelConfig(arch="transformer", n_layers=4, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
+        # an evaluation (~9,000 queries of 3 tokens) costs about 10 steps: every 250, nothing else
+        train=TrainConfig(steps=30_000, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
+                          eval_per_decade=0, eval_refine=0.0),
+    )
