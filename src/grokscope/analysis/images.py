@@ -197,12 +197,7 @@ def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, repo
     """Every checkpoint of an image run (see the module docstring); returns analysis.json's dict.
     `ckpts`: [(step, path)] in step order; corrupt ones are named on stderr and skipped; `t0`: the
     analysis's start (time.perf_counter()), for analysis.json's seconds."""
-    import json
-    import sys
-    import time
-
-    from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
-    from grokscope.training.checkpoint import CheckpointError, load_checkpoint
+    from grokscope.analysis.driver import finish, key_checkpoints, readable_states
 
     ref_state = _reference_state(reference)
     torch.manual_seed(0)
@@ -213,13 +208,8 @@ def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, repo
     gen = summary.get("generalization_split", task.generalization_split)
     records, conf, filters = [], {}, {}
     with torch.no_grad():
-        for step, path in ckpts:
-            try:
-                state = load_checkpoint(path)["model"]
-                model.load_state_dict(state)
-            except CheckpointError as e:
-                print(f"grokscope: skipped {str(e).removeprefix('checkpoint: ')}", file=sys.stderr)
-                continue
+        for step, state in readable_states(ckpts):
+            model.load_state_dict(state)
             rec: dict = {"step": step, "weight_norm": weight_norm(state)}
             for name, split in task.splits.items():
                 pred = model(split.inputs).argmax(-1)
@@ -229,18 +219,8 @@ def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, repo
                     rec["per_class"] = per_class_accuracy(conf[step])
             filters[step] = first_layer_images(model, tuple(task.input_shape))
             records.append(rec)
-    if not records:
-        from grokscope.errors import ConfigError
-
-        raise ConfigError(f"run: {str(rd.path)!r} has no readable checkpoint to analyse")
-    metrics = rd.read_metrics()
-    phase = detect.analyze(metrics, split=gen, n_eval=detect.eval_size(summary, gen)) if metrics else None
-    events = (phase or {}).get("events", {})
+    metrics, phase, key_steps = key_checkpoints(rd, records, summary, gen)
     steps = [r["step"] for r in records]
-    after = lambda s: None if s is None else next((c for c in steps if c >= s), None)
-    key_steps = {"memorized": after(events.get("memorized_step")),
-                 "generalized": after(events.get("test_0.95_after_memorized", events.get("test_0.95"))),
-                 "final": steps[-1]}
     final = records[-1]
     card = image_card(final=final, records=records, metrics=metrics, phase=phase, ref=ref, gen=gen,
                       chance=1 / task.n_classes, key_steps=key_steps)
@@ -251,7 +231,6 @@ def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, repo
                        "confusion": {str(s): conf[s].tolist() for s in dict.fromkeys(key_steps.values())
                                      if s in conf}},
            "card": card, "figures": [], "seconds": None}
-    atomic_write_text(rd.analysis_records, "".join(json.dumps(r) + "\n" for r in records))
     if figures:
         from grokscope.report import image_plots
 
@@ -263,10 +242,4 @@ def analyze_images(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, repo
             rd.figures, records=records, phase=phase, reference=ref, gen=gen, metrics=metrics,
             confusions={f"{label}: step {s:,}": conf[s] for label, s in shown.items() if s in conf},
             filters={f"{label}: step {s:,}": filters[s] for label, s in shown.items() if s in filters})
-    out["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(rd.analysis, out)
-    if report:
-        from grokscope.report.html import write_report
-
-        write_report(rd.path)
-    return out
+    return finish(rd, out, records, t0, report)

@@ -190,23 +190,14 @@ def reasoning_card(records: list[dict], key_steps: dict, gen: str) -> dict:
 def analyze_reasoning(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, report: bool) -> dict:
     """`grokscope analyze` on a composition run: the accuracies, logit lens and causal tracing at every
     checkpoint, their figures and the circuit card; writes analysis.jsonl and analysis.json."""
-    import json
-    import sys
-    import time
-
-    from grokscope import detect
+    from grokscope.analysis.driver import finish, key_checkpoints, readable_states
+    from grokscope.errors import ConfigError
     from grokscope.models import build_model
-    from grokscope.tracking.rundir import atomic_write_json, atomic_write_text
-    from grokscope.training.checkpoint import CheckpointError, load_checkpoint
     from grokscope.training.losses import per_example_correct
 
     if task.kind != "composition":
-        from grokscope.errors import ConfigError
-
         raise ConfigError(f"run: the mechanism analysis covers composition runs, not {task.kind!r} yet")
     if cfg.model.arch != "transformer" or cfg.model.norm != "pre":
-        from grokscope.errors import ConfigError
-
         raise ConfigError("model.norm: the logit lens needs a pre-LN transformer (model.norm 'pre')")
     probes = composition_probes(cfg)
     torch.manual_seed(0)
@@ -215,45 +206,24 @@ def analyze_reasoning(rd, cfg, task, ckpts: list, t0: float, *, figures: bool, r
     gen = summary.get("generalization_split", task.generalization_split)
     records = []
     with torch.no_grad():
-        for step, path in ckpts:
-            try:
-                model.load_state_dict(load_checkpoint(path)["model"])
-            except CheckpointError as e:
-                print(f"grokscope: skipped {str(e).removeprefix('checkpoint: ')}", file=sys.stderr)
-                continue
+        for step, state in readable_states(ckpts):
+            model.load_state_dict(state)
             rec: dict = {"step": step}
             for name, s in task.splits.items():
                 right = per_example_correct(model(s.inputs), s.targets, "tokens", s.mask)
                 rec[f"{name}_acc"] = float(right.double().mean())
             rec.update(probe_checkpoint(model, probes))
             records.append(rec)
-    if not records:
-        from grokscope.errors import ConfigError
-
-        raise ConfigError(f"run: {str(rd.path)!r} has no readable checkpoint to analyse")
-    metrics = rd.read_metrics()
-    phase = detect.analyze(metrics, split=gen, n_eval=detect.eval_size(summary, gen)) if metrics else None
-    events = (phase or {}).get("events", {})
+    _, phase, key_steps = key_checkpoints(rd, records, summary, gen)
     steps = [r["step"] for r in records]
-    after = lambda s: None if s is None else next((c for c in steps if c >= s), None)
-    key_steps = {"memorized": after(events.get("memorized_step")),
-                 "generalized": after(events.get("test_0.95_after_memorized", events.get("test_0.95"))),
-                 "final": steps[-1]}
     card = reasoning_card(records, key_steps, gen)
     out = {"format_version": 1, "kind": "reasoning", "steps": steps, "key_freqs": [], "key_source": "none",
            "fourier_task": False, "final": records[-1],
            "details": {"key_steps": key_steps, "probes": N_PROBE},
            "card": card, "figures": [], "seconds": None}
-    atomic_write_text(rd.analysis_records, "".join(json.dumps(r) + "\n" for r in records))
     if figures:
         from grokscope.report import reasoning_plots
 
         out["figures"] = reasoning_plots.draw_all(rd.figures, records=records, phase=phase, gen=gen,
                                                   layer=card["layer"])
-    out["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(rd.analysis, out)
-    if report:
-        from grokscope.report.html import write_report
-
-        write_report(rd.path)
-    return out
+    return finish(rd, out, records, t0, report)
