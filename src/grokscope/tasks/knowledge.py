@@ -10,10 +10,11 @@ held out) or the training pool; both hops OOD -> `test_ood`; mixed -> unused (as
 Training = every atomic fact + round(phi * |ID atomic facts|) two-hop facts drawn from the pool.
 
 comparison: entities with one value in 0..n_values-1 per attribute; per attribute a share
-`ood_fraction` of the entities is OOD (their value is seen only as an atomic fact). Queries
+`ood_fraction` of the entities is OOD (never compared with another OOD entity in training). Queries
 (attr, e1, e2) -> '<', '=' or '>' (v1 against v2), both orders of every pair: both entities ID ->
-`test_iid` (`n_test`) or the pool; both OOD -> `test_ood`. Training = every atomic fact
-(e, attr) -> value + round(phi * |ID atomic facts|) queries from the pool.
+`test_iid` (`n_test`) or the pool; one ID, one OOD -> the pool; both OOD -> `test_ood` (as Wang et
+al.'s comparison data). Training = every atomic fact (e, attr) -> value + round(phi * |ID atomic
+facts|) queries from the pool.
 
 Examples are causal-LM sequences read as in the paper: atomic `h r` (composition) / `e attr`
 (comparison) and queries `h r1 r2` / `attr q e1 mask e2`, right-padded; the model predicts the next
@@ -205,21 +206,20 @@ def comparison_graph(cfg) -> Graph:
     ood = {a: set(rng.sample(range(N), n_ood)) for a in range(A)}
     atomic = [(e, a) for e in range(N) for a in range(A)]
     id_atomic = [(e, a) for e, a in atomic if e not in ood[a]]
-    iid, ood_q = [], []
+    iid, mixed, ood_q = [], [], []
     for a in range(A):
         for e1 in range(N):
             for e2 in range(e1 + 1, N):
-                both = (e1 in ood[a], e2 in ood[a])
-                target = iid if not any(both) else ood_q if all(both) else None
-                if target is not None:
-                    target.append([(a, e1, e2), (a, e2, e1)])  # both orders go to the same split
+                n_ood = (e1 in ood[a]) + (e2 in ood[a])
+                # both orders of a pair go to the same split
+                (iid, mixed, ood_q)[n_ood].append([(a, e1, e2), (a, e2, e1)])
     if len(iid) <= o.n_test // 2:
         raise ConfigError(f"task.options.n_test: must be below the {2 * len(iid)} ID comparisons of this "
                           f"knowledge base, got {o.n_test!r}")
     rng.shuffle(iid)
     held = o.n_test // 2
     test_iid = [q for pair in iid[:held] for q in pair]
-    pool = [q for pair in iid[held:] for q in pair]
+    pool = [q for pair in iid[held:] + mixed for q in pair]  # ID-OOD pairs can be trained on (as the paper)
     train_q = rng.sample(pool, _check_phi(o, len(pool), len(id_atomic)))
     label = lambda v1, v2: ix[LABELS[(v1 > v2) - (v1 < v2) + 1]]
     fact = lambda e, a: ((e, ix[f"a{a}"]), ix[f"v{value[e][a]}"])
