@@ -72,6 +72,17 @@ def test_cell_stats():
     assert (empty.n, empty.outcome, empty.median) == (0, None, None)
 
 
+def test_cells_match_numbers_by_value():
+    # a task option's axis is stored as text ('9.0') while its runs hold the typed value (9.0)
+    meta = {"axes": {"task.options.phi": ["5.4", "9.0"]}}
+    rows = [{"task.options.phi": 5.4, "outcome": "memorization"},
+            {"task.options.phi": 9.0, "outcome": "grokking", "generalized_step": 100}]
+    by = phases.group(rows, ["task.options.phi"])
+    cells = {v: phases.cell_stats(by.get((v,), [])) for v in phases.axis_values(meta, "task.options.phi")}
+    assert [c.outcome for c in cells.values()] == ["memorization", "grokking"]
+    assert phases.cell_text("x+y") == "x+y" and phases.cell_text(3) == phases.cell_text("3.0") == "3"
+
+
 def test_results_csv(tmp_path):
     root = _make_sweep(tmp_path / "sw")
     out = write_results(root)

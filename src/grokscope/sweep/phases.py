@@ -81,16 +81,31 @@ def cell_stats(rows: list[dict]) -> Cell:
                 sum(1 for s in steps if math.isfinite(s)) / n)
 
 
+def cell_text(v) -> str:
+    """One text per axis value, whichever way it was written: a task option's axis is stored as
+    typed text ('9.0') while its runs hold the typed value (9.0, written '9'); numbers are compared
+    by value."""
+    text = value_text(v)
+    if isinstance(v, str):
+        try:
+            number = float(v)
+        except ValueError:
+            return text
+        if math.isfinite(number):
+            return value_text(number)
+    return value_text(float(v)) if isinstance(v, int) and not isinstance(v, bool) else text
+
+
 def group(rows: list[dict], fields: list[str]) -> dict[tuple[str, ...], list[dict]]:
     """Rows by the text of their values of `fields` (all seeds and other axes pooled)."""
     out: dict[tuple[str, ...], list[dict]] = {}
     for r in rows:
-        out.setdefault(tuple(value_text(r.get(f)) for f in fields), []).append(r)
+        out.setdefault(tuple(cell_text(r.get(f)) for f in fields), []).append(r)
     return out
 
 
 def axis_values(meta: dict, field: str) -> list[str]:
-    return [value_text(v) for v in meta["axes"][field]]
+    return [cell_text(v) for v in meta["axes"][field]]
 
 
 def pick_axes(meta: dict, x: str | None = None, y: str | None = None) -> tuple[str | None, str | None]:
@@ -208,7 +223,9 @@ def save_steps_diagram(meta: dict, rows: list[dict], path: str | os.PathLike, *,
     finite = [c.median for _, cells in panels for c in cells.values()
               if c.median is not None and math.isfinite(c.median)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    norm = plt.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
+    if hi <= lo:  # one value: a range around it (lo + 1 would make the colorbar print an offset)
+        lo, hi = (0.5 * lo, 1.5 * lo) if lo > 0 else (0.0, 1.0)
+    norm = plt.Normalize(vmin=lo, vmax=hi)
     cmap = plt.get_cmap("viridis_r").with_extremes(bad=MISSING_COLOR)
     fig, axes = _grid(plt, len(panels))
     image = None
