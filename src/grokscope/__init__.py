@@ -6,6 +6,7 @@ The public API is listed in `__all__`; importing grokscope does not import matpl
 from __future__ import annotations
 
 from grokscope.config import (
+    AgentConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
@@ -22,6 +23,7 @@ from grokscope.version import __version__
 
 __all__ = [
     "ConfigError",
+    "AgentConfig",
     "LogConfig",
     "ModelConfig",
     "OptimConfig",

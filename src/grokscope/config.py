@@ -230,6 +230,43 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AgentConfig:
+    """Who learns: supervised (the default), or a reinforcement-learning agent that sees only
+    rewards. An agent treats a classification task as a contextual bandit (context = a training
+    input, action = a class, reward 1 when the action is the training label, held-out inputs never
+    rewarded; the modular tables make the modular bandit); `grid_goals` is an environment with
+    state and episodes. See docs/rl.md."""
+
+    kind: Literal["supervised", "exact_pg", "reinforce", "dqn"] = "supervised"
+    """supervised (cross-entropy on the labels), exact_pg (policy gradient of the exact expected
+    reward, no sampling noise), reinforce (sampled actions, a baseline and an entropy bonus) or dqn
+    (epsilon-greedy, replay buffer, target network; the model's outputs are Q-values)."""
+    contexts: int | None = None
+    """Contexts (bandit) or environments (grid) acted on per step; None: train.batch_size (all
+    training contexts when that is None)."""
+    entropy: float = 0.0
+    """exact_pg, reinforce: weight of the policy's entropy bonus."""
+    baseline: Literal["none", "batch"] = "batch"
+    """reinforce: subtract the batch's mean reward from each reward (variance reduction)."""
+    gamma: float = 0.9
+    """dqn: discount of the next state's value (a bandit's episodes end after one step)."""
+    epsilon_start: float = 1.0
+    """dqn: exploration rate at step 0."""
+    epsilon_end: float = 0.05
+    """dqn: exploration rate after agent.epsilon_steps (linear in between)."""
+    epsilon_steps: int = 1000
+    """dqn: steps over which epsilon falls from epsilon_start to epsilon_end."""
+    buffer_size: int = 50_000
+    """dqn: replay buffer capacity (transitions; the oldest are overwritten)."""
+    replay_batch: int = 256
+    """dqn: transitions per update, drawn uniformly from the buffer."""
+    target_every: int = 100
+    """dqn: steps between copies of the network into the target network."""
+    learning_starts: int = 0
+    """dqn: steps that only collect transitions before the first update."""
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """What the run writes besides metrics.jsonl."""
 
@@ -257,6 +294,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     """One seed fixes the split (unless task.split_seed is set), the initialization and the batch order."""

@@ -94,6 +94,7 @@ def validate(cfg):
     _check(tr.resume_every_seconds >= 0, "train.resume_every_seconds", "must be >= 0 (0 disables)",
            tr.resume_every_seconds)
     _check(0 <= tr.threads <= 1024, "train.threads", "must be in 0..1024 (0 = torch default)", tr.threads)
+    _check_agent(cfg)
     _check(0 <= cfg.seed <= MAX_SEED, "seed", f"must be an integer in 0..{MAX_SEED} (2**63 - 1)", cfg.seed)
     return cfg
 
@@ -134,3 +135,22 @@ def _check_types(obj: Any, prefix: str) -> None:
             _check_types(value, name + ".")
         elif not matches(tp, value):
             raise ConfigError(f"{name}: must be {describe(tp)}, got {value!r}")
+
+
+def _check_agent(cfg) -> None:
+    a = cfg.agent
+    _check(a.contexts is None or a.contexts >= 1, "agent.contexts", "must be >= 1 or None", a.contexts)
+    _check(a.entropy >= 0, "agent.entropy", "must be >= 0", a.entropy)
+    _check(0 <= a.gamma <= 1, "agent.gamma", "must be in [0, 1]", a.gamma)
+    for name in ("epsilon_start", "epsilon_end"):
+        _check(0 <= getattr(a, name) <= 1, f"agent.{name}", "must be in [0, 1]", getattr(a, name))
+    for name in ("epsilon_steps", "buffer_size", "replay_batch", "target_every"):
+        _check(getattr(a, name) >= 1, f"agent.{name}", "must be >= 1", getattr(a, name))
+    _check(a.learning_starts >= 0, "agent.learning_starts", "must be >= 0", a.learning_starts)
+    if a.kind == "supervised":
+        return
+    tr = cfg.train
+    _check(tr.curriculum == "none", "train.curriculum", f"must be 'none' for agent.kind {a.kind!r}",
+           tr.curriculum)
+    _check(tr.loss == "ce", "train.loss", f"must be 'ce' for agent.kind {a.kind!r} (it scores the greedy "
+           "action; the agent has its own objective)", tr.loss)

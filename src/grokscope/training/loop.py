@@ -52,7 +52,7 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *,
     _check_sinks(cfg)
     device = resolve_device(cfg.train.device)
     path = check_out(out) if out is not None else default_out(cfg)
-    stepper = SingleStepper(cfg, device)
+    stepper = make_stepper(cfg, device)
     with RunLock(path, "out"):  # one writer per run directory
         check_out(path)  # still empty now that it is ours
         writer = RunWriter.create(cfg, path)
@@ -86,13 +86,22 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None,
         for line in skipped:  # corrupt newer checkpoints: named, skipped
             print(f"grokscope: skipped {line.removeprefix('checkpoint: ')}; resuming from step {step}",
                   file=sys.stderr)
-        stepper = SingleStepper(cfg, device, init_from=False)
+        stepper = make_stepper(cfg, device, init_from=False)
         stepper.restore(state)
         stepper.lineage = previous.get("lineage")
         writer = RunWriter.reopen(cfg, rd)
         records = writer.truncate(stepper.step)
         return _go(stepper, writer, progress, resumed_from=step, records=records,
                    elapsed0=state["extra"].get("elapsed", 0.0))
+
+
+def make_stepper(cfg: RunConfig, device: torch.device, init_from: bool = True) -> SingleStepper:
+    """The step of a single run: supervised, or the reinforcement-learning agent of cfg.agent."""
+    if cfg.agent.kind == "supervised":
+        return SingleStepper(cfg, device, init_from)
+    from grokscope.rl.agents import AgentStepper
+
+    return AgentStepper(cfg, device, init_from)
 
 
 def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, records, elapsed0) -> RunResult:
@@ -249,11 +258,18 @@ class SingleStepper:
 
     def save(self, i: int, path: Path, elapsed: float) -> None:
         extra = {"sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(),
-                 "elapsed": elapsed, "update": self.update.state_dict()}
+                 "elapsed": elapsed, "update": self.update.state_dict(), **self.extra_state()}
         if self.curriculum is not None:
             extra["curriculum"] = self.curriculum.state_dict()
         save_checkpoint(path, step=self.step, model=self.model, optimizer=self.update.optimizer,
                         config=to_dict(self.cfg), extra=extra)
+
+    def extra_state(self) -> dict:
+        """More checkpoint state of a subclass (an agent's buffers and generators); {} here."""
+        return {}
+
+    def load_extra_state(self, extra: dict) -> None:
+        """Restore what `extra_state` saved."""
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -264,6 +280,7 @@ class SingleStepper:
             self._new_sampler()
         self.sampler.load_state(state["extra"]["sampler"])
         torch.set_rng_state(state["extra"]["torch_rng"].cpu())
+        self.load_extra_state(state["extra"])
         self.step = state["step"]
         self.lr = lr_at(self.cfg.optim, max(self.step - 1, 0), self.cfg.train.steps)
 
