@@ -69,7 +69,8 @@ def test_comparison_labels_agree_with_attribute_values_and_ood_pairs_stay_out_of
     queries = lambda name: {x for x, _ in g.facts[name]}
     assert not queries("test_iid") & queries("train")
     # ID-OOD pairs are trained on (the OOD entities' values are compared to ID ones), OOD-OOD never
-    mixed = [x for x in queries("train") if len(x) == 5 and ((x[2], x[0]) in g.ood) != ((x[4], x[0]) in g.ood)]
+    mixed = [x for x in queries("train")
+             if len(x) == 5 and ((x[2], x[0]) in g.ood) != ((x[4], x[0]) in g.ood)]
     assert mixed
     assert sum(len(x) == 5 for x, _ in g.facts["train"]) == round(2.0 * g.counts["id_atomic"])
 

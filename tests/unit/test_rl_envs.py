@@ -6,14 +6,15 @@ from __future__ import annotations
 import torch
 
 from grokscope import RunConfig, TaskConfig
+from grokscope.config import AgentConfig
 from grokscope.rl import Bandit, ContextualBandit, VectorBandit
 from grokscope.rl.agents import Replay, epsilon_at
-from grokscope.config import AgentConfig
 from grokscope.tasks import task_from_config
 
 
 def _bandit(op="x+y", p=11, frac=0.5, seed=0):
-    task = task_from_config(RunConfig(task=TaskConfig(kind="modular", op=op, p=p, train_fraction=frac), seed=seed))
+    cfg = RunConfig(task=TaskConfig(kind="modular", op=op, p=p, train_fraction=frac), seed=seed)
+    task = task_from_config(cfg)
     return task, ContextualBandit(task)
 
 
@@ -88,4 +89,4 @@ def test_replay_ring_and_epsilon():
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     assert all(torch.equal(x, y) for x, y in zip(buf.sample(4, g1), again.sample(4, g2)))
     a = AgentConfig(kind="dqn", epsilon_start=1.0, epsilon_end=0.1, epsilon_steps=100)
-    assert (epsilon_at(a, 0), epsilon_at(a, 50), epsilon_at(a, 100), epsilon_at(a, 500)) == (1.0, 0.55, 0.1, 0.1)
+    assert [epsilon_at(a, s) for s in (0, 50, 100, 500)] == [1.0, 0.55, 0.1, 0.1]

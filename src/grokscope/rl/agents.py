@@ -36,7 +36,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from grokscope.rl.envs import ContextualBandit, VectorBandit
+from grokscope.rl.envs import make_env
 from grokscope.training.loop import SingleStepper, eval_cost
 
 __all__ = ["AgentStepper", "Replay", "epsilon_at"]
@@ -76,8 +76,8 @@ class Replay:
 
     def state_dict(self) -> dict:  # only the filled part is saved
         n = self.size
-        return {"pos": self.pos, "size": n, "obs": self.obs[:n].clone(), "next_obs": self.next_obs[:n].clone(),
-                "action": self.action[:n].clone(), "reward": self.reward[:n].clone(), "done": self.done[:n].clone()}
+        names = ("obs", "next_obs", "action", "reward", "done")
+        return {"pos": self.pos, "size": n, **{name: getattr(self, name)[:n].clone() for name in names}}
 
     def load_state_dict(self, s: dict) -> None:
         self.pos, self.size = int(s["pos"]), int(s["size"])
@@ -92,13 +92,13 @@ class AgentStepper(SingleStepper):
     def __init__(self, cfg, device, init_from: bool = True):
         super().__init__(cfg, device, init_from)
         self.agent = a = cfg.agent
-        self.env = ContextualBandit(self.task)
-        n_train = len(self.env.train_contexts)
         n = a.contexts or cfg.train.batch_size
-        self.full = n is None  # every training context each step (exact_pg, reinforce)
-        self.vec = VectorBandit(self.env, n_train if n is None else n)
+        self.vec = make_env(self.task, n)
+        self.bandit = getattr(self.vec, "bandit", None)  # None for an environment with state
+        self.full = self.bandit is not None and n is None  # every training context each step
         self.obs, _ = self.vec.reset(seed=cfg.seed + _ENV_SEED,
-                                     contexts=self.env.train_contexts if self.full else None)
+                                     contexts=self.bandit.train_contexts if self.full else None) \
+            if self.bandit is not None else self.vec.reset(seed=cfg.seed + _ENV_SEED)
         self.gen = torch.Generator().manual_seed(cfg.seed + _AGENT_SEED)
         self.reward_sum, self.episodes = 0.0, 0
         self.target = self.replay = None
@@ -110,7 +110,7 @@ class AgentStepper(SingleStepper):
 
     # ------------------------------------------------------------------------------ acting
     def _next_contexts(self, obs_next: torch.Tensor) -> None:
-        self.obs = self.env.inputs[self.env.train_contexts] if self.full else obs_next
+        self.obs = self.bandit.inputs[self.bandit.train_contexts] if self.full else obs_next
 
     def _policy(self, obs: torch.Tensor):
         logits = self.model(obs.to(self.device)).to(torch.float64 if self.cfg.train.loss_dtype == "float64"
@@ -136,17 +136,17 @@ class AgentStepper(SingleStepper):
         idx = self.vec.idx
         logp, entropy = self._policy(self.obs)
         if exact:
-            rewards = self.env.reward_table(idx).to(logp)  # (k, A): every action's reward
+            rewards = self.bandit.reward_table(idx).to(logp)  # (k, A): every action's reward
             gain = (logp.exp() * rewards).sum(-1)  # the exact expected reward of each context
             loss = -gain.mean()
             self._tally(float(gain.detach().sum()), len(idx))
-            obs_next, _ = self.vec.reset(contexts=self.env.train_contexts if self.full else None)
+            obs_next, _ = self.vec.reset(contexts=self.bandit.train_contexts if self.full else None)
         else:
             actions = torch.multinomial(logp.detach().exp().float().cpu(), 1, generator=self.gen)[:, 0]
             obs_next, r, _, _, _ = self.vec.step(actions)
             self._tally(float(r.sum()), len(r))
             if self.full:
-                self.vec.reset(contexts=self.env.train_contexts)
+                self.vec.reset(contexts=self.bandit.train_contexts)
             adv = (r - r.mean() if a.baseline == "batch" else r).to(logp)
             chosen = logp.gather(1, actions.to(self.device)[:, None])[:, 0]
             loss = -(adv.to(self.device) * chosen).mean()
@@ -160,12 +160,13 @@ class AgentStepper(SingleStepper):
             greedy = self.model(self.obs.to(self.device)).argmax(-1).cpu()
         k = greedy.shape[0]
         explore = torch.rand(k, generator=self.gen) < eps
-        random_actions = torch.randint(self.env.n_actions, (k,), generator=self.gen)
+        random_actions = torch.randint(self.task.n_classes, (k,), generator=self.gen)
         actions = torch.where(explore, random_actions, greedy)
         obs = self.obs
-        obs_next, r, terminated, truncated, _ = self.vec.step(actions)
-        self._tally(float(r.sum()), k)
-        self.replay.add(obs, actions, r, obs_next, terminated)
+        obs_next, r, terminated, truncated, info = self.vec.step(actions)
+        self._tally(float(r.sum()), int((terminated | truncated).sum()))
+        # the state the move led to; a truncated episode's value is still bootstrapped from it
+        self.replay.add(obs, actions, r, info["final_obs"], terminated)
         self._next_contexts(obs_next)
         if self.step < a.learning_starts:
             return None
@@ -185,15 +186,14 @@ class AgentStepper(SingleStepper):
         r = super().evaluate()[0]
         r["return"] = self.reward_sum / self.episodes if self.episodes else None
         self.reward_sum, self.episodes = 0.0, 0
-        train = self.env.train_contexts
         with torch.no_grad():
-            out = torch.cat([self.model(self.env.inputs[c].to(self.device)).float().cpu()
-                             for c in train.split(1024)])
+            out = torch.cat([self.model(x.to(self.device)).float().cpu()
+                             for x in self.vec.train_inputs().split(1024)])
         if self.agent.kind == "dqn":
-            r["q_error"] = float((out - self.env.reward_table(train)).abs().mean())
+            r["q_error"] = float((out - self.vec.q_table(self.agent.gamma)).abs().mean())
             r["epsilon"] = epsilon_at(self.agent, self.step)
         else:
-            r["expected_return"] = float((out.softmax(-1) * self.env.reward_table(train)).sum(-1).mean())
+            r["expected_return"] = float((out.softmax(-1) * self.vec.q_table(0.0)).sum(-1).mean())
         return [r]
 
     # ------------------------------------------------------------------------------ checkpoints

@@ -7,9 +7,16 @@ never gives a reward, even for the right action: the agent can learn the hidden 
 held-out contexts only by generalizing. On the modular tables (task kind 'modular') this is the
 *modular bandit*: context (a, b), action c in Z_p, reward 1 when c = a op b.
 
-`VectorBandit` and `Bandit` follow the Gymnasium API (`reset(seed=...)`, `step(action)` ->
-(observation, reward, terminated, truncated, info), `observation_space`, `action_space`) for n
-environments or one; a bandit episode ends after one step.
+`GridGoals` is the grid_goals task's world (tasks/grid.py) as n environments with state: an
+episode starts at a random cell with a random training goal and ends on reaching it (reward 1) or
+after `max_steps` moves (truncated); held-out goals are never drawn.
+
+`VectorBandit`, `GridGoals` (n environments) and `Bandit`, `Grid` (one) follow the Gymnasium API
+(`reset(seed=...)`, `step(action)` -> (observation, reward, terminated, truncated, info),
+`observation_space`, `action_space`); the vector ones reset finished environments at once, as
+Gymnasium's autoreset, with the observation the episode ended in under info['final_obs']. Each
+has `train_inputs()` and `q_table(gamma)`: the training states and their optimal action values
+(a bandit's are its rewards), for the agents' Q-value error.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.tasks import Task
+from grokscope.tasks.grid import GridTask, move, state_pairs
 
-__all__ = ["Bandit", "ContextualBandit", "Discrete", "TokenBox", "VectorBandit"]
+__all__ = ["Bandit", "ContextualBandit", "Discrete", "Grid", "GridGoals", "TokenBox", "VectorBandit",
+           "make_env"]
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,15 @@ class VectorBandit:
         rewards = self.bandit.reward(self.idx, actions)
         done_idx = self.idx
         obs, _ = self.reset()
-        info = {"context": done_idx}
+        info = {"context": done_idx, "final_obs": self.bandit.inputs[done_idx]}
         return obs, rewards, torch.ones(self.num_envs, dtype=torch.bool), \
             torch.zeros(self.num_envs, dtype=torch.bool), info
+
+    def train_inputs(self) -> torch.Tensor:
+        return self.bandit.inputs[self.bandit.train_contexts]
+
+    def q_table(self, gamma: float) -> torch.Tensor:
+        return self.bandit.reward_table(self.bandit.train_contexts)
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state(), "idx": self.idx.clone()}
@@ -134,3 +149,100 @@ class Bandit:
         context = int(self.vec.idx[0])
         reward = float(self.vec.bandit.reward(self.vec.idx, torch.tensor([int(action)]))[0])
         return self.vec.bandit.inputs[context], reward, True, False, {"context": context}
+
+
+class GridGoals:
+    """n grid_goals environments stepped together (see the module docstring)."""
+
+    def __init__(self, task: GridTask, n: int):
+        self.task, self.num_envs, self.size = task, n, task.size
+        self.observation_space = TokenBox(tuple(task.input_shape), task.vocab_size)
+        self.action_space = Discrete(4)
+        self.gen = torch.Generator().manual_seed(0)
+        self.pos = torch.zeros(n, 2, dtype=torch.long)
+        self.goal = torch.zeros(n, 2, dtype=torch.long)
+        self.t = torch.zeros(n, dtype=torch.long)
+
+    def _draw(self, which: torch.Tensor) -> None:
+        """New episodes in the environments `which` (bool (n,)): a training goal, a start cell != it."""
+        k, N = int(which.sum()), self.size
+        goals = self.task.train_goals[torch.randint(len(self.task.train_goals), (k,), generator=self.gen)]
+        cell = torch.randint(N * N - 1, (k,), generator=self.gen)
+        cell = cell + (cell >= goals[:, 0] * N + goals[:, 1]).long()  # skip the goal's cell
+        self.goal[which], self.pos[which] = goals, torch.stack([cell // N, cell % N], dim=1)
+        self.t[which] = 0
+
+    def observe(self) -> torch.Tensor:
+        return self.task.observe(self.pos, self.goal)
+
+    def reset(self, *, seed: int | None = None, starts: torch.Tensor | None = None,
+              goals: torch.Tensor | None = None):
+        """(observations (n, 5), info). `starts` and `goals` (n, 2) set the episodes instead of drawing."""
+        if seed is not None:
+            self.gen.manual_seed(seed)
+        if goals is None:
+            self._draw(torch.ones(self.num_envs, dtype=torch.bool))
+        else:
+            self.pos, self.goal = starts.clone(), goals.clone()
+            self.t = torch.zeros(self.num_envs, dtype=torch.long)
+        return self.observe(), {"goal": self.goal.clone()}
+
+    def step(self, actions: torch.Tensor):
+        actions = torch.as_tensor(actions, dtype=torch.long).reshape(self.num_envs)
+        self.pos = move(self.pos, actions, self.size)
+        self.t += 1
+        terminated = (self.pos == self.goal).all(1)
+        truncated = ~terminated & (self.t >= self.task.max_steps)
+        info = {"final_obs": self.observe(), "goal": self.goal.clone()}
+        done = terminated | truncated
+        if done.any():
+            self._draw(done)
+        return self.observe(), terminated.float(), terminated, truncated, info
+
+    def train_inputs(self) -> torch.Tensor:
+        return self.task.splits["train"].inputs
+
+    def q_table(self, gamma: float) -> torch.Tensor:
+        pos, goal = state_pairs(self.size, self.task.train_goals)  # the train split's states, in order
+        return self.task.q_star(pos, goal, gamma)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "pos": self.pos.clone(), "goal": self.goal.clone(),
+                "t": self.t.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.pos, self.goal, self.t = state["pos"].clone(), state["goal"].clone(), state["t"].clone()
+
+
+class Grid:
+    """One grid_goals environment (Gymnasium's Env API)."""
+
+    def __init__(self, task: GridTask):
+        self.vec = GridGoals(task, 1)
+        self.observation_space, self.action_space = self.vec.observation_space, self.vec.action_space
+        self._done = False
+
+    def reset(self, *, seed: int | None = None, start=None, goal=None):
+        if goal is None:
+            obs, info = self.vec.reset(seed=seed)
+        else:
+            obs, info = self.vec.reset(seed=seed, starts=torch.tensor([start]), goals=torch.tensor([goal]))
+        return obs[0], {"goal": info["goal"][0].tolist()}
+
+    def step(self, action: int):
+        v = self.vec
+        v.pos = move(v.pos, torch.tensor([int(action)]), v.size)
+        v.t += 1
+        terminated = bool((v.pos == v.goal).all())
+        truncated = not terminated and int(v.t[0]) >= v.task.max_steps
+        return v.observe()[0], float(terminated), terminated, truncated, {"goal": v.goal[0].tolist()}
+
+
+def make_env(task: Task, n: int | None):
+    """The vector environment of a task for n environments (None: a bandit's every training
+    context; a grid's 64)."""
+    if isinstance(task, GridTask):
+        return GridGoals(task, n or 64)
+    bandit = ContextualBandit(task)
+    return VectorBandit(bandit, len(bandit.train_contexts) if n is None else n)

@@ -235,3 +235,9 @@ register_task("composition", build_composition, validate=validate_composition, o
               doc="Two-hop queries over a generated knowledge graph (Wang et al. 2024).")
 register_task("comparison", build_comparison, validate=validate_comparison, options=ComparisonOptions,
               doc="Attribute comparisons over a generated knowledge base (Wang et al. 2024).")
+
+from grokscope.tasks.grid import GridOptions, build_grid, validate_grid  # noqa: E402
+
+register_task("grid_goals", build_grid, validate=validate_grid, options=GridOptions,
+              fields=("train_fraction",),
+              doc="An N x N gridworld whose goals are named by ids under a hidden layout (for agents).")

@@ -47,12 +47,16 @@ class Split:
     `loss_mask` (tokens only; None: `mask`): the positions the training loss covers when they differ
     from the scored ones, e.g. a language-modelling loss on the whole sequence (Murty et al. 2023)
     while accuracy scores the answer.
+    `accept` (classes only; None: the target alone): (n, n_classes) bool, every class that counts as
+    right, for examples with several right answers (any shortest move of a gridworld); the loss
+    still uses `targets`.
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     mask: torch.Tensor | None = None
     loss_mask: torch.Tensor | None = None
+    accept: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -60,11 +64,13 @@ class Split:
     def subset(self, idx: torch.Tensor) -> Split:
         """The rows `idx` (a (k,) long tensor) of this split."""
         pick = lambda t: None if t is None else t[idx]
-        return Split(self.inputs[idx], self.targets[idx], pick(self.mask), pick(self.loss_mask))
+        return Split(self.inputs[idx], self.targets[idx], pick(self.mask), pick(self.loss_mask),
+                     pick(self.accept))
 
     def to(self, device) -> Split:
         move = lambda t: None if t is None else t.to(device)
-        return Split(self.inputs.to(device), self.targets.to(device), move(self.mask), move(self.loss_mask))
+        return Split(self.inputs.to(device), self.targets.to(device), move(self.mask), move(self.loss_mask),
+                     move(self.accept))
 
     @property
     def train_mask(self) -> torch.Tensor | None:
@@ -163,6 +169,10 @@ def check_task(task: Task) -> None:
         if s.targets.shape[0] != s.inputs.shape[0]:
             raise ValueError(f"{where}: split {name!r} has {s.inputs.shape[0]} inputs and "
                              f"{s.targets.shape[0]} targets")
+        shape = (len(s), task.n_classes)
+        if s.accept is not None and (task.output != "classes" or tuple(s.accept.shape) != shape):
+            raise ValueError(f"{where}: split {name!r} has an accept mask of shape {tuple(s.accept.shape)}, "
+                             f"expected ({len(s)}, {task.n_classes}) for class outputs")
         if task.output == "tokens" and s.mask is None:
             raise ValueError(f"{where}: split {name!r} needs a loss mask for token outputs")
 

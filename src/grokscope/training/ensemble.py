@@ -72,7 +72,8 @@ def can_ensemble(configs: list[RunConfig]) -> str | None:
                    ("optim.orthograd", c.optim.orthograd),
                    ("model.dropout", c.model.dropout != 0 or c.train.dropout_schedule != "constant"),
                    ("train.curriculum", c.train.curriculum != "none"),
-                   ("train.init_from", c.train.init_from is not None)]
+                   ("train.init_from", c.train.init_from is not None),
+                   ("agent.kind", c.agent.kind != "supervised")]
     for name, used in unsupported:
         if used:
             return f"{name}: not supported by ensemble training; train these runs one by one"
@@ -129,6 +130,9 @@ class Ensemble:
         names = list(self.tasks[0].splits)
         if any(list(t.splits) != names for t in self.tasks):
             raise ConfigError("task: the members' tasks have different splits; train them one by one")
+        if any(s.accept is not None for t in self.tasks for s in t.splits.values()):
+            raise ConfigError(f"task.kind: {configs[0].task.kind!r} scores several right answers per "
+                              "example, which ensemble training does not; train these runs one by one")
         self.modules, self.rules = [], []
         for c, task in zip(configs, self.tasks):  # member i = the single run's init with seed i
             torch.manual_seed(c.seed)

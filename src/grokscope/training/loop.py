@@ -226,11 +226,13 @@ class SingleStepper:
                 # the next step's full-batch forward is this evaluation's: run it once, keep its graph
                 out = self.model(s.inputs)
                 self._pending = (self.step, out)
-                stats = stats_of(output_totals(out, s.targets, tr.loss, tr.loss_dtype, output=task.output,
-                                               mask=s.mask, tolerance=task.tolerance), len(s))
+                totals = output_totals(out, s.targets, tr.loss, tr.loss_dtype, output=task.output,
+                                       mask=s.mask, tolerance=task.tolerance, accept=s.accept)
+                stats = stats_of(totals, len(s))
             else:
                 stats = evaluate_stats(self.model, s.inputs, s.targets, tr.loss, tr.loss_dtype,
-                                       output=task.output, mask=s.mask, tolerance=task.tolerance)
+                                       output=task.output, mask=s.mask, tolerance=task.tolerance,
+                                       accept=s.accept)
             r[f"{name}_loss"], r[f"{name}_acc"] = stats["loss"], stats["acc"]
             if name == "train":
                 collapse = stats["collapse"]

@@ -127,11 +127,15 @@ def per_example_loss(out: torch.Tensor, targets: torch.Tensor, kind: str = "ce",
 
 
 def per_example_correct(out: torch.Tensor, targets: torch.Tensor, output: str = "classes",
-                        mask: torch.Tensor | None = None, tolerance: float = 0.5) -> torch.Tensor:
-    """(...) bool: the example is right. classes: argmax == label; regression: every output within
-    `tolerance`; tokens: every masked position's argmax right (sequence accuracy)."""
+                        mask: torch.Tensor | None = None, tolerance: float = 0.5,
+                        accept: torch.Tensor | None = None) -> torch.Tensor:
+    """(...) bool: the example is right. classes: argmax == label (or, with `accept` (..., classes)
+    bool, the argmax is an accepted class); regression: every output within `tolerance`; tokens:
+    every masked position's argmax right (sequence accuracy)."""
     if output == "regression":
         return ((out - targets.to(out.dtype)).abs() <= tolerance).all(-1)
+    if accept is not None:
+        return accept.gather(-1, out.argmax(-1, keepdim=True)).squeeze(-1)
     hit = out.argmax(-1) == targets
     if output == "tokens":
         return (hit | ~mask).all(-1)
