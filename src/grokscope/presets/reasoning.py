@@ -40,3 +40,35 @@ def wang2024_composition() -> RunConfig:
         train=TrainConfig(steps=30_000, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
                           eval_per_decade=0, eval_refine=0.0),
     )
+
+
+@preset
+def wang2024_comparison() -> RunConfig:
+    """Wang et al. 2024, attribute comparison at CPU size: the transformer learns to compare the
+    stored values of two entities, in distribution and out of it (both entities OOD: never compared
+    with each other in training), unlike composition, whose OOD queries stay at 0.
+
+    100 entities, 10 attributes, 5 values, 10% of the entities OOD per attribute, phi 7.2 (6,480
+    training comparisons: ID-ID and ID-OOD pairs, as the paper's data), 300 queries per test split;
+    the composition preset's model and optimizer (pre-LN transformer, 4 layers, d 64, 4 heads, d_mlp
+    256; AdamW lr 1e-3, wd 0.1, warmup 500, grad clip 1, batch 256), 10,000 steps, an evaluation
+    every 250 steps.
+
+    Measured here (seed 0, 1 thread beside 2-3 other runs, 1,195 s): train accuracy >= 0.99 at step
+    3,250 with test_iid 0.82 / test_ood 0.86 there; test_iid >= 0.9 at 8,000, test_ood >= 0.9 at
+    6,000; final test_iid 0.93, test_ood 0.92 (chance ~0.36), train_inferred 1.0. Both splits pass
+    0.5 at step 250, while train is still at 0.57: comparison generalizes as it fits, then climbs
+    slowly, with no plateau (outcome class by the detector: grokking on its 0.9 crossing, no 0.99).
+    The errors are equal pairs ('=' right in 59 / 72 ID and 39 / 53 OOD queries at the end; '<' and
+    '>' 96%). With 20 values instead of 5 (phi 7.2, 20,000 steps) test_iid and test_ood stay at
+    0.83 / 0.86, '=' 4 / 26 right.
+    """
+    return RunConfig(
+        name="wang2024_comparison",
+        task=TaskConfig(kind="comparison", options={"n_entities": 100, "n_attributes": 10, "n_values": 5,
+                                                    "ood_fraction": 0.1, "phi": 7.2, "n_test": 300}),
+        model=ModelConfig(arch="transformer", n_layers=4, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
+        train=TrainConfig(steps=10_000, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
+                          eval_per_decade=0, eval_refine=0.0),
+    )

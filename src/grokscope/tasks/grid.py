@@ -42,6 +42,10 @@ class GridOptions:
     """N: the grid is N x N cells, one goal per cell."""
     max_steps: int | None = None
     """Moves per episode before truncation; None: 2 N."""
+    layout: str = "rows"
+    """How the two goal ids name the goal cell (gx, gy), under hidden permutations R and C: 'rows'
+    gives R[gx] and C[gy] (the cell is a lookup of each id); 'diagonal' gives R[(gx + gy) mod N] and
+    C[(gx - gy) mod N] (N odd), so the cell is a modular computation on the two ids."""
 
 
 def _opts(cfg) -> GridOptions:
@@ -52,6 +56,10 @@ def validate_grid(cfg) -> None:
     o = _opts(cfg)
     if not (isinstance(o.size, int) and 2 <= o.size <= 32):
         raise ConfigError(f"task.options.size: must be an integer in 2..32, got {o.size!r}")
+    if o.layout not in ("rows", "diagonal"):
+        raise ConfigError(f"task.options.layout: must be 'rows' or 'diagonal', got {o.layout!r}")
+    if o.layout == "diagonal" and o.size % 2 == 0:
+        raise ConfigError(f"task.options.size: must be odd for layout 'diagonal', got {o.size!r}")
     if o.max_steps is not None and not (isinstance(o.max_steps, int) and o.max_steps >= 1):
         raise ConfigError(f"task.options.max_steps: must be an integer >= 1 or None, got {o.max_steps!r}")
     n_goals = o.size**2
@@ -75,8 +83,9 @@ class GridTask(Task):
 
     size: int = 5
     max_steps: int = 10
+    layout: str = "rows"
     row_id: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    """(N,) the hidden row id of each goal column coordinate gx."""
+    """(N,) the hidden permutation R (see GridOptions.layout); col_id is C."""
     col_id: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     train_goals: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 2, dtype=torch.long))
     """(g, 2) goal cells drawn in training."""
@@ -84,7 +93,7 @@ class GridTask(Task):
 
     def observe(self, pos: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """(n, 5) tokens of agents at `pos` (n, 2) heading for `goal` (n, 2)."""
-        return _observe(self.size, self.row_id, self.col_id, pos, goal)
+        return _observe(self.size, self.layout, self.row_id, self.col_id, pos, goal)
 
     def q_star(self, pos: torch.Tensor, goal: torch.Tensor, gamma: float) -> torch.Tensor:
         """(n, 4) optimal action values: reward 1 on arrival, so Q*(s, a) = gamma ** distance(s', goal)."""
@@ -124,13 +133,22 @@ def state_pairs(size: int, goals: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return pos[keep], goal[keep]
 
 
-def _observe(N: int, row_id: torch.Tensor, col_id: torch.Tensor, pos: torch.Tensor,
+def goal_ids(N: int, layout: str, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The coordinates that the two ids name before the hidden permutations: (gx, gy) for 'rows',
+    ((gx + gy) mod N, (gx - gy) mod N) for 'diagonal'."""
+    if layout == "rows":
+        return goal[:, 0], goal[:, 1]
+    return (goal[:, 0] + goal[:, 1]) % N, (goal[:, 0] - goal[:, 1]) % N
+
+
+def _observe(N: int, layout: str, row_id: torch.Tensor, col_id: torch.Tensor, pos: torch.Tensor,
              goal: torch.Tensor) -> torch.Tensor:
-    return torch.stack([pos[:, 0], N + pos[:, 1], 2 * N + row_id[goal[:, 0]], 3 * N + col_id[goal[:, 1]],
+    u, v = goal_ids(N, layout, goal)
+    return torch.stack([pos[:, 0], N + pos[:, 1], 2 * N + row_id[u], 3 * N + col_id[v],
                         torch.full_like(pos[:, 0], 4 * N)], dim=1)
 
 
-def _states(N: int, row_id: torch.Tensor, col_id: torch.Tensor, goals: torch.Tensor) -> Split:
+def _states(N: int, layout: str, row_id: torch.Tensor, col_id: torch.Tensor, goals: torch.Tensor) -> Split:
     pos, goal = state_pairs(N, goals)
     d = (pos - goal).abs().sum(1)
     nxt_d = torch.stack([(move(pos, torch.full((len(pos),), a), N) - goal).abs().sum(1)
@@ -138,7 +156,7 @@ def _states(N: int, row_id: torch.Tensor, col_id: torch.Tensor, goals: torch.Ten
     accept = nxt_d < d[:, None]  # (n, 4) every shortest move
     dx, dy = goal[:, 0] - pos[:, 0], goal[:, 1] - pos[:, 1]
     canonical = torch.where(dx > 0, 3, torch.where(dx < 0, 2, torch.where(dy > 0, 0, 1)))
-    return Split(_observe(N, row_id, col_id, pos, goal), canonical, accept=accept)
+    return Split(_observe(N, layout, row_id, col_id, pos, goal), canonical, accept=accept)
 
 
 def build_grid(cfg) -> GridTask:
@@ -152,14 +170,17 @@ def build_grid(cfg) -> GridTask:
     while True:  # every row and column id must name some training goal
         perm = torch.randperm(N * N, generator=g)
         train, test = cells[perm[:n_train]], cells[perm[n_train:]]
-        if len(set(train[:, 0].tolist())) == N and len(set(train[:, 1].tolist())) == N:
+        u, v = goal_ids(N, o.layout, train)
+        if len(set(u.tolist())) == N and len(set(v.tolist())) == N:
             break
     order = lambda cells: cells[torch.argsort(cells[:, 0] * N + cells[:, 1])]
     train, test = order(train), order(test)
-    meta = {"kind": "grid_goals", "size": N, "n_train_goals": len(train), "n_test_goals": len(test),
+    meta = {"kind": "grid_goals", "size": N, "layout": o.layout, "n_train_goals": len(train),
+            "n_test_goals": len(test),
             "test_goals": test.tolist()}
-    splits = {"train": _states(N, row_id, col_id, train), "test": _states(N, row_id, col_id, test)}
+    splits = {name: _states(N, o.layout, row_id, col_id, goals)
+              for name, goals in (("train", train), ("test", test))}
     return GridTask(kind="grid_goals", splits=splits, input_kind="tokens", input_shape=(5,), n_classes=4,
                     vocab_size=4 * N + 1, meta=meta, measure_names=("train_success", "test_success"),
-                    size=N, max_steps=o.max_steps or 2 * N, row_id=row_id, col_id=col_id,
+                    size=N, max_steps=o.max_steps or 2 * N, layout=o.layout, row_id=row_id, col_id=col_id,
                     train_goals=train, test_goals=test)
