@@ -187,6 +187,13 @@ def analyze(
             with RunLock(rd.path, "run"):
                 return analyze_images(rd, cfg, task, ckpts, t0, figures=figures, report=report,
                                       reference=reference)
+        if task.kind == "grid_goals":
+            from grokscope.analysis.grid import analyze_grid
+
+            if reference is not None:
+                raise ConfigError("reference: only image runs take a reference run")
+            with RunLock(rd.path, "run"):
+                return analyze_grid(rd, cfg, task, ckpts, t0, figures=figures, report=report)
         if task.kind in ("composition", "comparison"):
             from grokscope.analysis.reasoning import analyze_reasoning
 
@@ -249,6 +256,13 @@ def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool
         details=extra,
         phase=phase,
     )
+    agent = an.cfg.agent.kind
+    if agent != "supervised":  # a reinforcement-learning agent: the same analyses read its outputs
+        what = "Q-values (dqn)" if agent == "dqn" else f"policy logits ({agent})"
+        card["headline"] = f"Agent's {what}: {card['headline']}"
+        card["evidence"].insert(0, f"The outputs analysed are the {what} of an agent that learned from "
+                                   "rewards only (the modular bandit: reward 1 for the answer on training "
+                                   "contexts, nothing on held-out ones).")
     out = {
         "format_version": 1,
         "steps": [r["step"] for r in records],
