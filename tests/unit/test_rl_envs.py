@@ -90,3 +90,102 @@ def test_replay_ring_and_epsilon():
     assert all(torch.equal(x, y) for x, y in zip(buf.sample(4, g1), again.sample(4, g2)))
     a = AgentConfig(kind="dqn", epsilon_start=1.0, epsilon_end=0.1, epsilon_steps=100)
     assert [epsilon_at(a, s) for s in (0, 50, 100, 500)] == [1.0, 0.55, 0.1, 0.1]
+
+
+def _grid(layout="rows", size=5, frac=0.6, seed=0):
+    from grokscope.tasks.grid import GridTask
+
+    cfg = RunConfig(task=TaskConfig(kind="grid_goals", train_fraction=frac,
+                                    options={"size": size, "layout": layout}), seed=seed)
+    task = task_from_config(cfg)
+    assert isinstance(task, GridTask)
+    return task
+
+
+def test_grid_states_targets_and_ids():
+    from grokscope.tasks.grid import goal_ids, move, state_pairs
+
+    for layout in ("rows", "diagonal"):
+        task = _grid(layout)
+        N = task.size
+        for name, goals in (("train", task.train_goals), ("test", task.test_goals)):
+            s = task.splits[name]
+            pos, goal = state_pairs(N, goals)
+            assert len(s) == len(goals) * (N * N - 1) and (pos != goal).any(1).all()
+            d = (pos - goal).abs().sum(1)
+            # the canonical target is a shortest move, and accept holds every shortest move
+            assert ((move(pos, s.targets, N) - goal).abs().sum(1) == d - 1).all()
+            for a in range(4):
+                shorter = (move(pos, torch.full((len(pos),), a), N) - goal).abs().sum(1) < d
+                assert torch.equal(s.accept[:, a], shorter)
+            u, v = goal_ids(N, layout, goal)
+            assert torch.equal(s.inputs[:, 2], 2 * N + task.row_id[u])
+            assert torch.equal(s.inputs[:, 3], 3 * N + task.col_id[v])
+        # held-out goals are disjoint from training goals, and every id names some training goal
+        train = {tuple(g) for g in task.train_goals.tolist()}
+        assert not train & {tuple(g) for g in task.test_goals.tolist()}
+        u, v = goal_ids(N, layout, task.train_goals)
+        assert set(u.tolist()) == set(range(N)) == set(v.tolist())
+
+
+def test_grid_environment_rewards_resets_and_single_agrees():
+    from grokscope.rl import Grid, GridGoals
+    from grokscope.tasks.grid import move
+
+    task = _grid()
+    held = {tuple(g) for g in task.test_goals.tolist()}
+    vec = GridGoals(task, 32)
+    vec.reset(seed=5)
+    seen, rewards = set(), 0.0
+    for _ in range(200):  # random walks: episodes end on the goal (reward 1) or by truncation
+        seen |= {tuple(g) for g in vec.goal.tolist()}
+        before_pos, before_goal = vec.pos.clone(), vec.goal.clone()
+        actions = torch.randint(4, (32,))
+        _, r, term, trunc, info = vec.step(actions)
+        arrived = (move(before_pos, actions, task.size) == before_goal).all(1)
+        assert torch.equal(term, arrived) and torch.equal(r, arrived.float()) and not (term & trunc).any()
+        rewards += float(r.sum())
+    assert rewards > 0 and not seen & held  # held-out goals are never drawn, so never rewarded
+    a, b = GridGoals(task, 8), GridGoals(task, 8)
+    oa, _ = a.reset(seed=1)
+    ob, _ = b.reset(seed=1)
+    assert torch.equal(oa, ob)
+    acts = torch.randint(4, (8,))
+    assert all(torch.equal(x, y) for x, y in zip(a.step(acts)[:4], b.step(acts)[:4]))
+    # one environment steps as the vectorized ones do
+    vec = GridGoals(task, 4)
+    obs, info = vec.reset(seed=2)
+    starts, goals = vec.pos.clone(), vec.goal.clone()
+    acts = torch.tensor([0, 1, 2, 3])
+    vo, vr, vt, vtr, vinfo = vec.step(acts)
+    for k in range(4):
+        one = Grid(task)
+        o, _ = one.reset(start=starts[k].tolist(), goal=goals[k].tolist())
+        assert torch.equal(o, obs[k])
+        o2, r, term, trunc, _ = one.step(int(acts[k]))
+        assert r == float(vr[k]) and term == bool(vt[k]) and torch.equal(o2, vinfo["final_obs"][k])
+
+
+def test_grid_q_star_and_rollout_success():
+    task = _grid()
+    from grokscope.rl import GridGoals
+    from grokscope.tasks.grid import move, state_pairs
+
+    q = GridGoals(task, 1).q_table(0.9)
+    s = task.splits["train"]
+    pos, goal = state_pairs(task.size, task.train_goals)
+    for a in range(4):  # reward 1 on arrival: Q*(s, a) = 0.9 ** (distance from the next cell)
+        d = (move(pos, torch.full((len(pos),), a), task.size) - goal).abs().sum(1)
+        assert torch.allclose(q[:, a], 0.9 ** d.float())
+    assert s.accept.gather(1, q.argmax(1, keepdim=True)).all()  # the greedy action of Q* is a shortest move
+
+    class Oracle(torch.nn.Module):  # a model that outputs Q*: it reaches every goal
+        def forward(self, x):
+            N = task.size
+            pos = torch.stack([x[:, 0], x[:, 1] - N], 1)
+            gx = [int(torch.nonzero(task.row_id == (t - 2 * N))[0]) for t in x[:, 2].tolist()]
+            gy = [int(torch.nonzero(task.col_id == (t - 3 * N))[0]) for t in x[:, 3].tolist()]
+            return task.q_star(pos, torch.tensor([gx, gy]).T, 0.9)
+
+    assert task.success(Oracle(), task.test_goals, torch.device("cpu")) == 1.0
+    assert task.measures(Oracle(), torch.device("cpu")) == {"train_success": 1.0, "test_success": 1.0}
