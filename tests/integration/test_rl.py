@@ -87,3 +87,40 @@ def test_bad_agent_fields_are_one_line_errors(field, value, needle):
     with pytest.raises(ConfigError) as e:
         validate(apply_overrides(_dqn(), {field: value}))
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_grid_runs_learn_and_analyze_names_the_strategy(tmp_path):
+    from grokscope import analyze, get_preset
+
+    cfg = get_preset("rl_grid_supervised")
+    cfg = replace(cfg, train=replace(cfg.train, steps=400), log=replace(cfg.log, figure=False, report=False))
+    r = train(cfg, tmp_path / "sup", progress=False)
+    last = r.metrics[-1]
+    assert last["train_acc"] == 1.0 and last["train_success"] == 1.0
+    assert last["test_success"] >= 0.9  # the 'rows' layout composes at once: held-out goals reached
+    out = analyze(r.path, report=False)
+    assert out["kind"] == "grid" and out["card"]["headline"].startswith("Strategy generalizing")
+    maps = out["details"]["policy_maps"]
+    assert maps["final"]["goal"] in r.summary["task"]["test_goals"]
+    assert all(all(row) for row in maps["final"]["optimal"])  # every cell takes a shortest move
+    assert {"grid-curves", "grid-policy"} == {f["id"] for f in out["figures"]}
+    first = json.loads((r.path / "analysis.jsonl").read_text().splitlines()[0])
+    assert first["test_success"] < 0.5 and len(first["id_fourier"]) == 2
+    dqn = get_preset("rl_grid_dqn")
+    dqn = replace(dqn, train=replace(dqn.train, steps=300), log=replace(dqn.log, figure=False, report=False))
+    d = train(dqn, tmp_path / "dqn", progress=False)
+    assert d.metrics[-1]["q_error"] < d.metrics[1]["q_error"] and d.metrics[-1]["return"] is not None
+    assert d.metrics[-1]["train_success"] > d.metrics[0]["train_success"]
+
+
+def test_agents_are_refused_where_they_do_not_apply(tmp_path):
+    from grokscope import get_preset
+    from grokscope.training.ensemble import train_ensemble
+
+    grid = apply_overrides(get_preset("rl_grid_dqn"), {"agent.kind": "reinforce"})
+    with pytest.raises(ConfigError, match="agent.kind: task kind 'grid_goals' is learned with"):
+        validate(grid)
+    cfg = _dqn(50)
+    with pytest.raises(ConfigError, match="agent.kind: not supported by ensemble training"):
+        train_ensemble([cfg, replace(cfg, seed=2)], [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "a").exists()
