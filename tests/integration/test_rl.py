@@ -124,3 +124,21 @@ def test_agents_are_refused_where_they_do_not_apply(tmp_path):
     with pytest.raises(ConfigError, match="agent.kind: not supported by ensemble training"):
         train_ensemble([cfg, replace(cfg, seed=2)], [tmp_path / "a", tmp_path / "b"])
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.slow
+def test_the_policy_gradient_preset_groks_and_its_policy_logits_have_key_frequencies(tmp_path):
+    """rl_bandit_pg as shipped (15,000 steps, ~5 minutes on one thread): the agent fits its training
+    contexts from rewards alone, held-out success rises long after, and the Fourier analysis of the
+    policy logits finds the key frequencies."""
+    from grokscope import analyze, get_preset
+
+    cfg = get_preset("rl_bandit_pg")
+    r = train(replace(cfg, log=replace(cfg.log, figure=False, report=False)), tmp_path / "pg", progress=False)
+    ev = r.summary["events"]
+    assert ev["memorized_step"] is not None and ev["test_0.9"] is not None
+    assert ev["test_0.9"] >= 3 * ev["memorized_step"]
+    at_mem = next(m for m in r.metrics if m["step"] >= ev["memorized_step"])
+    assert at_mem["test_acc"] <= 0.6
+    out = analyze(r.path, report=False)
+    assert out["key_freqs"] and out["card"]["headline"].startswith("Agent's policy logits (exact_pg)")

@@ -26,11 +26,11 @@ def _bandit(name: str, steps: int, agent: AgentConfig) -> RunConfig:
 def rl_bandit_supervised() -> RunConfig:
     """The supervised control of the modular bandit: cross-entropy on the rule's answer for the
     same training contexts, the same network and optimizer as the agents (x + y mod 31, 50% train,
-    1-layer transformer d 64, AdamW lr 3e-3, wd 0.5, full batch), 4,000 steps.
+    1-layer transformer d 64, AdamW lr 3e-3, wd 0.5, full batch), 10,000 steps.
 
     MEASURED
     """
-    return _bandit("rl_bandit_supervised", 4_000, AgentConfig())
+    return _bandit("rl_bandit_supervised", 10_000, AgentConfig())
 
 
 @preset

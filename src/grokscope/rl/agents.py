@@ -105,6 +105,8 @@ class AgentStepper(SingleStepper):
         if a.kind == "dqn":
             self.target = copy.deepcopy(self.model).requires_grad_(False)
             self.replay = Replay(a.buffer_size, tuple(self.task.input_shape), self.obs.dtype)
+        own = ("q_error", "epsilon") if a.kind == "dqn" else ("expected_return",)
+        self.extra_measures = ["return", *own]
         self._reuse = False  # the agent's forward is not the evaluation's
         self.eval_costs = [eval_cost(cfg, self.task, False)]
 

@@ -109,7 +109,9 @@ def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, re
     monitor = Monitor(cfg.train, split=stepper.task.generalization_split)
     for r in records:  # replay silently so live events and stop rules continue
         monitor.update(r)
-    writer.begin(run_info(stepper.task, stepper.model, stepper.device, stepper.lineage), resumed_from)
+    info = run_info(stepper.task, stepper.model, stepper.device, stepper.lineage)
+    info["measures"] += stepper.extra_measures  # an agent's returns and Q-value error are drawn too
+    writer.begin(info, resumed_from)
     member = Member(writer, monitor, records=records, elapsed0=elapsed0)
     return run_engine(stepper, [member], cfg.train, show=show_progress(cfg, progress),
                       desc=cfg.name or "train",
@@ -265,6 +267,9 @@ class SingleStepper:
             extra["curriculum"] = self.curriculum.state_dict()
         save_checkpoint(path, step=self.step, model=self.model, optimizer=self.update.optimizer,
                         config=to_dict(self.cfg), extra=extra)
+
+    extra_measures: list[str] = []
+    """Metric names a subclass logs besides the task's measures (the report draws them)."""
 
     def extra_state(self) -> dict:
         """More checkpoint state of a subclass (an agent's buffers and generators); {} here."""
