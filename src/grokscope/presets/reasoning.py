@@ -7,6 +7,19 @@ from grokscope.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, Tr
 from grokscope.presets.registry import preset
 
 
+def _knowledge(name: str, steps: int, **task) -> RunConfig:
+    """A pre-LN transformer of 4 layers, d 64, 4 heads, d_mlp 256; AdamW lr 1e-3, wd 0.1, warmup
+    500, grad clip 1, batch 256; an evaluation every 250 steps."""
+    return RunConfig(
+        name=name,
+        task=TaskConfig(**task),
+        model=ModelConfig(arch="transformer", n_layers=4, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
+        train=TrainConfig(steps=steps, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
+                          eval_per_decade=0, eval_refine=0.0),
+    )
+
+
 @preset
 def wang2024_composition() -> RunConfig:
     """Wang et al. 2024, two-hop composition at CPU size: the transformer memorizes its atomic and
@@ -30,16 +43,10 @@ def wang2024_composition() -> RunConfig:
     memorization (5,750) and 0.9 at 10,500 (ratio 1.8); at 5.4 it is 0.09 at memorization (3,250)
     and only 0.55 at step 30,000.
     """
-    return RunConfig(
-        name="wang2024_composition",
-        task=TaskConfig(kind="composition", options={"n_entities": 100, "n_relations": 20, "out_degree": 10,
-                                                     "ood_fraction": 0.05, "phi": 7.2, "n_test": 300}),
-        model=ModelConfig(arch="transformer", n_layers=4, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
-        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
-        # an evaluation (~9,000 queries of 3 tokens) costs about 10 steps: every 250, nothing else
-        train=TrainConfig(steps=30_000, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
-                          eval_per_decade=0, eval_refine=0.0),
-    )
+    # an evaluation (~9,000 queries of 3 tokens) costs about 10 steps: every 250, nothing else
+    return _knowledge("wang2024_composition", 30_000, kind="composition",
+                      options={"n_entities": 100, "n_relations": 20, "out_degree": 10, "ood_fraction": 0.05,
+                               "phi": 7.2, "n_test": 300})
 
 
 @preset
@@ -63,12 +70,6 @@ def wang2024_comparison() -> RunConfig:
     '>' 96%). With 20 values instead of 5 (phi 7.2, 20,000 steps) test_iid and test_ood stay at
     0.83 / 0.86, '=' 4 / 26 right.
     """
-    return RunConfig(
-        name="wang2024_comparison",
-        task=TaskConfig(kind="comparison", options={"n_entities": 100, "n_attributes": 10, "n_values": 5,
-                                                    "ood_fraction": 0.1, "phi": 7.2, "n_test": 300}),
-        model=ModelConfig(arch="transformer", n_layers=4, d_model=64, n_heads=4, d_mlp=256, norm="pre"),
-        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1, grad_clip=1.0, warmup_steps=500),
-        train=TrainConfig(steps=10_000, batch_size=256, loss="ce", eval_every=250, eval_budget=0.0,
-                          eval_per_decade=0, eval_refine=0.0),
-    )
+    return _knowledge("wang2024_comparison", 10_000, kind="comparison",
+                      options={"n_entities": 100, "n_attributes": 10, "n_values": 5, "ood_fraction": 0.1,
+                               "phi": 7.2, "n_test": 300})
