@@ -226,6 +226,24 @@ def _events(ev: dict, gen: str) -> dict:
     return {"head": head, "thresholds": rows, "derived": derived}
 
 
+def _early_stopping(records: list[dict], gen: str) -> dict | None:
+    """Where the usual early stoppers would have ended this run (the generalization split as the
+    validation set), what they would have kept, and what the run reached."""
+    from grokscope.early_stop import counterfactual
+
+    if not records:
+        return None
+    acc = detect.fmt_acc
+    final = records[-1].get(f"{gen}_acc")
+    accs = [r[f"{gen}_acc"] for r in records if isinstance(r.get(f"{gen}_acc"), (int, float))]
+    best = max(accs, default=None)
+    rows = [(r["label"], "never" if r["stopped_step"] is None else fmt_step(r["stopped_step"]),
+             "—" if r["stopped_step"] is None else acc(r["kept_acc"])) for r in counterfactual(records, gen)]
+    rows.append(("this run", fmt_step(records[-1]["step"]), f"{acc(final)} (best {acc(best)})"))
+    return {"split": gen, "head": ("early stopper", "would stop at step", f"{gen} accuracy kept"),
+            "rows": rows}
+
+
 def _algorithm(rd: RunDir) -> dict | None:
     """The "Learned algorithm" section from RUN/analysis.json (written by `grokscope analyze`):
     None without one, {"error": True} when it is unreadable."""
@@ -303,6 +321,7 @@ def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
         key_numbers=_key_numbers(summary, analysis, records, splits, gen, gap),
         timeline=_timeline(analysis, records), figures=figures, verdict=verdict["label"],
         outcome=verdict["outcome_label"] or "—", events=_events(analysis["events"], gen),
+        early_stopping=_early_stopping(records, gen),
         algorithm=_algorithm(rd), config=config_tables(cfg),
         versions=sorted((summary.get("versions") or {}).items()), gap=f"{gap:,}",
     )

@@ -23,8 +23,12 @@ __all__ = ["FINISHED", "RESULT_COLUMNS", "VOLATILE_COLUMNS", "collect", "is_fini
 FINISHED = ("completed", "diverged")
 RESULT_COLUMNS = ("seed", "status", "outcome", "memorized_step", "generalized_step", "delay_ratio",
                   "final_train_acc", "final_test_acc", "final_train_loss", "final_test_loss",
+                  "es_loss_step", "es_loss_acc", "es_acc_step", "es_acc_acc",
                   "steps_done", "wall_seconds", "run_dir")
-"""Columns of results.csv after `run` and the axis fields."""
+"""Columns of results.csv after `run` and the axis fields. final_test_*: the generalization split's;
+es_loss_* / es_acc_*: the step where Lightning's default early stopping on the validation loss / a
+patience-3 stopper on the validation accuracy would have ended the run, and the accuracy kept there
+(empty: it never triggers; see grokscope.early_stop)."""
 VOLATILE_COLUMNS = ("wall_seconds", "run_dir")
 """Columns that differ between identical sweeps (timing, paths)."""
 
@@ -72,11 +76,16 @@ def collect(path: str | os.PathLike, gap: int | None = None) -> tuple[dict, list
                                           n_eval=detect.eval_size(s, split))
                 s = {**s, "events": analysis["events"], "phase": analysis["phase"]}
             ev, final = s.get("events") or {}, s.get("final") or {}
+            gen = s.get("generalization_split", "test")
+            stops = {r["rule"]: r for r in (s.get("early_stopping") or {}).get("rules", [])}
             row.update(status=s.get("status"), outcome=s.get("phase"), steps_done=s.get("steps_done"),
                        wall_seconds=s.get("wall_seconds"),
                        **{k: ev.get(k) for k in ("memorized_step", "generalized_step", "delay_ratio")},
-                       **{f"final_{k}": final.get(k) for k in ("train_acc", "test_acc", "train_loss",
-                                                               "test_loss")})
+                       **{f"final_{k}": final.get(k) for k in ("train_acc", "train_loss")},
+                       final_test_acc=final.get(f"{gen}_acc"), final_test_loss=final.get(f"{gen}_loss"),
+                       **{f"es_{short}_{what}": stops.get(rule, {}).get(key)
+                          for short, rule in (("loss", "lightning_loss"), ("acc", "acc_3"))
+                          for what, key in (("step", "stopped_step"), ("acc", "kept_acc"))})
         rows.append(row)
     return meta, rows
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from grokscope import detect
 from grokscope.config import RunConfig, to_dict
+from grokscope.early_stop import counterfactual
 from grokscope.errors import ConfigError
 from grokscope.tracking.rundir import (
     FORMAT_VERSION,
@@ -131,7 +132,8 @@ class RunWriter:
         summary = {**self.base, "status": status, "stop_reason": reason, "wall_seconds": wall,
                    "steps_done": steps_done, "timing": timing, "final": final, "events": analysis["events"],
                    "phase": analysis["phase"], "phases": analysis["phases"],
-                   "still_on_plateau": analysis["still_on_plateau"], "verdict": analysis.get("verdict")}
+                   "still_on_plateau": analysis["still_on_plateau"], "verdict": analysis.get("verdict"),
+                   "early_stopping": {"split": split, "rules": counterfactual(records, split)}}
         atomic_write_json(rd.summary, summary)
         self.tracker.finish(summary)
         if records and cfg.log.report:
