@@ -28,7 +28,11 @@ def rl_bandit_supervised() -> RunConfig:
     same training contexts, the same network and optimizer as the agents (x + y mod 31, 50% train,
     1-layer transformer d 64, AdamW lr 3e-3, wd 0.5, full batch), 10,000 steps.
 
-    MEASURED
+    Measured here (python benchmarks/rl.py --parts bandit --bandit rl_bandit_supervised; seeds
+    0 / 1 / 2, 1 thread beside 2 other runs): train accuracy >= 0.99 at step 100 / 100 / 100 with
+    held-out accuracy 0.33 / 0.12 / 0.09 there; held-out >= 0.5 at 2,900 / 2,000 / 2,400, >= 0.9 at
+    4,700 / 3,700 / 4,200 (delay ratio 47 / 37 / 42), >= 0.99 at 7,100 / 5,000 / 6,800; outcome
+    grokking; 341 / 332 / 220 s.
     """
     return _bandit("rl_bandit_supervised", 10_000, AgentConfig())
 
@@ -40,7 +44,13 @@ def rl_bandit_pg() -> RunConfig:
     the environment (no sampling noise), with an entropy bonus of 0.05; the network and optimizer of
     rl_bandit_supervised, 15,000 steps.
 
-    MEASURED
+    Measured here (python benchmarks/rl.py; seeds 0 / 1 / 2, 1 thread beside 2-3 other runs):
+    greedy success on the training contexts >= 0.99 at step 1,400 / 1,200 / 1,000, with held-out
+    success 0.42 / 0.51 / 0.49 there; held-out >= 0.9 at 9,100 / 3,200 / 2,400 (delay ratio 6.5 /
+    2.7 / 2.4; the issue's >= 5 holds for seed 0 only), >= 0.99 at 9,700 / 3,600 / 2,900; final
+    held-out 1.0; outcome grokking; 547 / 550 / 412 s. Seed 0 sits on a plateau at ~0.42 from step
+    1,400 to ~6,000 while the Fourier circuit forms (restricted loss falling, then the weight norm),
+    then jumps: `grokscope analyze` finds key frequencies {1, 10, 14, 15} in its policy logits.
     """
     return _bandit("rl_bandit_pg", 15_000, AgentConfig(kind="exact_pg", entropy=0.05))
 
@@ -51,7 +61,11 @@ def rl_bandit_reinforce() -> RunConfig:
     the batch's mean reward as baseline, an entropy bonus of 0.05; the network and optimizer of
     rl_bandit_supervised, 15,000 steps.
 
-    MEASURED
+    Measured here (python benchmarks/rl.py; seeds 0 / 1 / 2, 1 thread beside 2-3 other runs):
+    train success >= 0.99 at step 5,500 / 3,800 / 5,300 with held-out success already 0.78 / 0.90
+    / 0.81 there; held-out >= 0.9 at 5,800 / 3,800 / 6,600 (delay ratio 1.1 / 1.0 / 1.2), >= 0.99
+    at 7,300 / 4,800 / 12,500; outcome grokking / comprehension / grokking by Liu et al.'s 1,000-step
+    gap, but no delay: REINFORCE generalizes as it fits. 353 / 272 / 312 s.
     """
     return _bandit("rl_bandit_reinforce", 15_000, AgentConfig(kind="reinforce", entropy=0.05))
 
@@ -88,7 +102,11 @@ def rl_grid_supervised() -> RunConfig:
     x first) in every state of the 15 training goals; accuracy counts any shortest move. 5 x 5
     grid_goals, 'rows' layout, 1-layer transformer d 64, AdamW lr 1e-3, wd 1, full batch, 2,000 steps.
 
-    MEASURED
+    Measured here (python benchmarks/rl.py --parts grid; seeds 0 / 1 / 2, 1 thread beside 2-3
+    other runs): every state of the training goals and of the held-out goals takes a shortest move
+    by step 100 (the first evaluation), greedy rollouts reach every held-out goal; outcome
+    comprehension, no delay: with goals named by row and column ids, held-out goals compose at once.
+    39-44 s.
     """
     return _grid("rl_grid_supervised", 2_000, AgentConfig())
 
