@@ -36,7 +36,7 @@ def test_step_zero_is_not_monitored_and_other_splits_work():
     assert counterfactual([], "test") and all(r["stopped_step"] is None for r in counterfactual([]))
 
 
-def test_every_run_summary_and_report_carry_the_counterfactual(tmp_path):
+def test_every_run_summary_report_and_show_carry_the_counterfactual(tmp_path, capsys):
     from dataclasses import replace
 
     from grokscope import train
@@ -50,3 +50,9 @@ def test_every_run_summary_and_report_carry_the_counterfactual(tmp_path):
     steps = {m["step"] for m in r.metrics}
     assert all(x["stopped_step"] is None or x["stopped_step"] in steps for x in es["rules"])
     assert 'id="early-stopping"' in (r.path / "report.html").read_text()
+    from grokscope.cli import main
+
+    capsys.readouterr()
+    assert main(["show", str(r.path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("early stopping"))
+    assert "Keras EarlyStopping defaults" in line and "Lightning" in line

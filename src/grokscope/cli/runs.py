@@ -81,6 +81,7 @@ def cmd_show(parsed: Parsed) -> int:
         ("outcome class", f"{detect.OUTCOME_RULE}, gap {gap} steps (not the events' 0.99)"),
         ("outcome", analysis["phase"]),
         ("phases", timeline or "-"),
+        ("early stopping", _early_stopping_text(records, split)),
         ("checkpoints", str(len(rd.list_checkpoints()))),
     ]
     rows = [r for r in rows if r is not None]
@@ -88,6 +89,16 @@ def cmd_show(parsed: Parsed) -> int:
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
     return 0
+
+
+def _early_stopping_text(records: list[dict], split: str) -> str:
+    """'val loss, patience 3 (Lightning ...) at step 18 (test acc 0.004); ...' (grokscope.early_stop)."""
+    from grokscope.early_stop import counterfactual
+
+    parts = [f"{r['label']}: " + ("never" if r["stopped_step"] is None else
+                                  f"step {r['stopped_step']:,} ({split} acc {_fmt(r['kept_acc'])})")
+             for r in counterfactual(records, split)]
+    return "; ".join(parts) or "-"
 
 
 def task_text(t: dict) -> str:
