@@ -193,8 +193,12 @@ def cmd_analyze(parsed: Parsed) -> int:
 
 def cmd_presets(parsed: Parsed) -> int:
     from grokscope.presets import list_presets
+    from grokscope.presets.expect import describe
+    from grokscope.presets.registry import EXPECTATIONS
 
     for name, doc in list_presets().items():
         lines = doc.splitlines()
-        print(f"{name}\n  " + "\n  ".join(lines) + "\n")
+        expect = EXPECTATIONS.get(name)
+        tail = f"\n  expects: {describe(expect)}" if expect is not None else ""
+        print(f"{name}\n  " + "\n  ".join(lines) + tail + "\n")
     return 0

@@ -8,15 +8,30 @@ from collections.abc import Callable
 from grokscope.config import RunConfig
 from grokscope.errors import ConfigError
 
-__all__ = ["get_preset", "list_presets", "preset"]
+__all__ = ["EXPECTATIONS", "get_expectation", "get_preset", "list_presets", "preset"]
 
 PRESETS: dict[str, Callable[[], RunConfig]] = {}
+EXPECTATIONS: dict = {}
+"""{preset name: presets.expect.Expect} for the presets that state machine-readable expectations."""
 
 
-def preset(fn: Callable[[], RunConfig]) -> Callable[[], RunConfig]:
-    """Register `fn` (no arguments -> RunConfig) as the preset named after it."""
-    PRESETS[fn.__name__] = fn
-    return fn
+def preset(fn: Callable[[], RunConfig] | None = None, *, expect=None):
+    """Register `fn` (no arguments -> RunConfig) as the preset named after it; `@preset` or
+    `@preset(expect=Expect(...))` (see presets/expect.py)."""
+    def register(f: Callable[[], RunConfig]) -> Callable[[], RunConfig]:
+        PRESETS[f.__name__] = f
+        if expect is not None:
+            EXPECTATIONS[f.__name__] = expect
+        return f
+
+    return register if fn is None else register(fn)
+
+
+def get_expectation(name: str):
+    """The preset's Expect, or None when it states none (ConfigError for an unknown preset)."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return EXPECTATIONS.get(name)
 
 
 def list_presets() -> dict[str, str]:

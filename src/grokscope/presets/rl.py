@@ -6,6 +6,7 @@ optimizer, and the grid_goals gridworld. Numbers: `python benchmarks/rl.py`."""
 from __future__ import annotations
 
 from grokscope.config import AgentConfig, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+from grokscope.presets.expect import Expect
 from grokscope.presets.registry import preset
 
 
@@ -37,7 +38,10 @@ def rl_bandit_supervised() -> RunConfig:
     return _bandit("rl_bandit_supervised", 10_000, AgentConfig())
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py, seeds 0-2",
+    outcome=("grokking",), memorized=(500, 2500), generalized=(1500, 12000), level=0.9,
+    delay_ratio=(1.5, 10), final_acc=(0.95, 1.0), seconds=550))
 def rl_bandit_pg() -> RunConfig:
     """Exact expected-reward policy gradient on the modular bandit: every step ascends
     mean_s sum_a pi(a|s) r(s, a) over all 480 training contexts, every action's reward read from
@@ -70,7 +74,10 @@ def rl_bandit_reinforce() -> RunConfig:
     return _bandit("rl_bandit_reinforce", 15_000, AgentConfig(kind="reinforce", entropy=0.05))
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py, seeds 0-2",
+    outcome=("grokking",), memorized=(300, 1500), generalized=(2000, 12000), level=0.9,
+    delay_ratio=(3, 20), final_acc=(0.9, 1.0), seconds=550))
 def rl_bandit_dqn() -> RunConfig:
     """DQN on the modular bandit: 512 contexts acted on per step, epsilon-greedy (1.0 -> 0.05 over
     1,000 steps), a replay buffer of 20,000 transitions, minibatches of 1,024, Q(s, a) regressed on

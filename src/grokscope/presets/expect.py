@@ -1,0 +1,102 @@
+"""Machine-readable expectations of a preset: what a run of it should show, and where that claim
+comes from (a paper's figure, or the command that measured it here).
+
+    @preset(expect=Expect(source="measured here: benchmarks/time_to_grok.py, seeds 0-2",
+                          outcome=("grokking",), memorized=(40, 120), generalized=(1000, 3500)))
+    def demo() -> RunConfig: ...
+
+`check(expect, summary)` compares one finished run (its summary.json) with the expectation: one
+row per stated quantity, {"check", "expected", "measured", "ok"}. Steps and the delay ratio are
+read from the run's events (the detector's smoothed crossings): memorized = train accuracy >= 0.99,
+generalized = the generalization split reaching `level`; final_acc is that split's accuracy at
+the last evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from grokscope.detect import OUTCOMES, THRESHOLDS
+
+__all__ = ["Expect", "check", "describe"]
+
+
+@dataclass(frozen=True)
+class Expect:
+    source: str
+    """Where the ranges come from: a paper's figure, or 'measured here: COMMAND, seeds ...'."""
+    outcome: tuple[str, ...] = ()
+    """Allowed outcome classes (detect.OUTCOMES); empty: any."""
+    memorized: tuple[float, float] | None = None
+    """Range of the step where train accuracy reaches 0.99."""
+    generalized: tuple[float, float] | None = None
+    """Range of the step where the generalization split reaches `level`."""
+    level: float = 0.99
+    """The generalization split's accuracy that `generalized` and `delay_ratio` are read at."""
+    delay_ratio: tuple[float, float] | None = None
+    """Range of generalized step / memorized step (at `level`)."""
+    final_acc: tuple[float, float] | None = None
+    """Range of the generalization split's accuracy at the end."""
+    seconds: float | None = None
+    """Typical training seconds of one run on one CPU thread (reproduce --quick runs the short ones)."""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("an expectation needs its source")
+        bad = [o for o in self.outcome if o not in OUTCOMES]
+        if bad:
+            raise ValueError(f"outcome: unknown classes {bad}; choose from {OUTCOMES}")
+        if self.level not in THRESHOLDS:
+            raise ValueError(f"level: must be one of {THRESHOLDS}, got {self.level!r}")
+        for name in ("memorized", "generalized", "delay_ratio", "final_acc"):
+            r = getattr(self, name)
+            if r is not None and not (len(r) == 2 and r[0] <= r[1]):
+                raise ValueError(f"{name}: must be a (low, high) range, got {r!r}")
+
+
+def _range(r) -> str:
+    fmt = lambda v: f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:g}"
+    return f"{fmt(r[0])}-{fmt(r[1])}"
+
+
+def describe(e: Expect) -> str:
+    """One line: 'outcome grokking; memorized 40-120; test 0.99 at 1,000-3,500; ... (source)'."""
+    parts = []
+    if e.outcome:
+        parts.append("outcome " + " or ".join(e.outcome))
+    if e.memorized:
+        parts.append(f"memorized at {_range(e.memorized)}")
+    if e.generalized:
+        parts.append(f"generalization split {e.level} at {_range(e.generalized)}")
+    if e.delay_ratio:
+        parts.append(f"delay ratio {_range(e.delay_ratio)}")
+    if e.final_acc:
+        parts.append(f"final accuracy {_range(e.final_acc)}")
+    if e.seconds is not None:
+        parts.append(f"~{e.seconds:g} s")
+    return "; ".join(parts) + f" ({e.source})"
+
+
+def _within(v, r) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and r[0] <= v <= r[1]
+
+
+def check(e: Expect, summary: dict) -> list[dict]:
+    """One row per stated quantity of `e` for the run whose summary.json is `summary`."""
+    ev = summary.get("events") or {}
+    gen = summary.get("generalization_split", "test")
+    mem, reached = ev.get("memorized_step"), ev.get(f"test_{e.level}")
+    rows = []
+    if e.outcome:
+        phase = summary.get("phase")
+        rows.append({"check": "outcome", "expected": " or ".join(e.outcome), "measured": phase,
+                     "ok": phase in e.outcome})
+    ratio = reached / mem if mem and reached is not None else None
+    final = (summary.get("final") or {}).get(f"{gen}_acc")
+    quantities = (("memorized step", mem, e.memorized), (f"{gen} {e.level} step", reached, e.generalized),
+                  ("delay ratio", ratio, e.delay_ratio), (f"final {gen} accuracy", final, e.final_acc))
+    for name, value, r in quantities:
+        if r is not None:
+            rows.append({"check": name, "expected": _range(r), "measured": value, "ok": _within(value, r)})
+    return rows
