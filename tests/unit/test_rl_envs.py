@@ -189,3 +189,28 @@ def test_grid_q_star_and_rollout_success():
 
     assert task.success(Oracle(), task.test_goals, torch.device("cpu")) == 1.0
     assert task.measures(Oracle(), torch.device("cpu")) == {"train_success": 1.0, "test_success": 1.0}
+
+
+def test_full_batch_agents_act_on_the_contexts_they_are_rewarded_for():
+    # contexts None (and no batch size): every training context at every step, for every agent;
+    # the observations the agent acts on are those of the contexts the environment rewards
+    import dataclasses
+
+    from grokscope.rl import make_env
+    from grokscope.rl.agents import AgentStepper
+    from tests.conftest import tiny_grokking_config
+
+    task, env = _bandit()
+    vec = make_env(task, None)
+    assert torch.equal(vec.fixed, env.train_contexts)
+    vec.reset(seed=3)
+    for _ in range(3):
+        obs, *_ = vec.step(torch.zeros(vec.num_envs, dtype=torch.long))
+        assert torch.equal(vec.idx, env.train_contexts) and torch.equal(obs, env.inputs[env.train_contexts])
+    for kind in ("exact_pg", "reinforce", "dqn"):
+        cfg = dataclasses.replace(tiny_grokking_config(), agent=AgentConfig(kind=kind, gamma=0.0))
+        stepper = AgentStepper(cfg, torch.device("cpu"))
+        for _ in range(3):
+            stepper.prepare(lambda *a: None)
+            stepper.train_step()
+            assert torch.equal(stepper.obs, stepper.bandit.inputs[stepper.vec.idx]), kind

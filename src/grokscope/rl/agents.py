@@ -95,10 +95,7 @@ class AgentStepper(SingleStepper):
         n = a.contexts or cfg.train.batch_size
         self.vec = make_env(self.task, n)
         self.bandit = getattr(self.vec, "bandit", None)  # None for an environment with state
-        self.full = self.bandit is not None and n is None  # every training context each step
-        self.obs, _ = self.vec.reset(seed=cfg.seed + _ENV_SEED,
-                                     contexts=self.bandit.train_contexts if self.full else None) \
-            if self.bandit is not None else self.vec.reset(seed=cfg.seed + _ENV_SEED)
+        self.obs, _ = self.vec.reset(seed=cfg.seed + _ENV_SEED)
         self.gen = torch.Generator().manual_seed(cfg.seed + _AGENT_SEED)
         self.reward_sum, self.episodes = 0.0, 0
         self.target = self.replay = None
@@ -111,9 +108,6 @@ class AgentStepper(SingleStepper):
         self.eval_costs = [eval_cost(cfg, self.task, False)]
 
     # ------------------------------------------------------------------------------ acting
-    def _next_contexts(self, obs_next: torch.Tensor) -> None:
-        self.obs = self.bandit.inputs[self.bandit.train_contexts] if self.full else obs_next
-
     def _policy(self, obs: torch.Tensor):
         logits = self.model(obs.to(self.device)).to(torch.float64 if self.cfg.train.loss_dtype == "float64"
                                                     else torch.float32)
@@ -142,17 +136,14 @@ class AgentStepper(SingleStepper):
             gain = (logp.exp() * rewards).sum(-1)  # the exact expected reward of each context
             loss = -gain.mean()
             self._tally(float(gain.detach().sum()), len(idx))
-            obs_next, _ = self.vec.reset(contexts=self.bandit.train_contexts if self.full else None)
+            self.obs, _ = self.vec.reset()
         else:
             actions = torch.multinomial(logp.detach().exp().float().cpu(), 1, generator=self.gen)[:, 0]
-            obs_next, r, _, _, _ = self.vec.step(actions)
+            self.obs, r, _, _, _ = self.vec.step(actions)
             self._tally(float(r.sum()), len(r))
-            if self.full:
-                self.vec.reset(contexts=self.bandit.train_contexts)
             adv = (r - r.mean() if a.baseline == "batch" else r).to(logp)
             chosen = logp.gather(1, actions.to(self.device)[:, None])[:, 0]
             loss = -(adv.to(self.device) * chosen).mean()
-        self._next_contexts(obs_next)
         return loss - a.entropy * entropy.mean()
 
     def _dqn_loss(self) -> torch.Tensor | None:
@@ -169,7 +160,7 @@ class AgentStepper(SingleStepper):
         self._tally(float(r.sum()), int((terminated | truncated).sum()))
         # the state the move led to; a truncated episode's value is still bootstrapped from it
         self.replay.add(obs, actions, r, info["final_obs"], terminated)
-        self._next_contexts(obs_next)
+        self.obs = obs_next
         if self.step < a.learning_starts:
             return None
         o, act, rew, o2, done = self.replay.sample(a.replay_batch, self.gen)

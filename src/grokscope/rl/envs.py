@@ -90,11 +90,14 @@ class ContextualBandit:
 
 class VectorBandit:
     """n copies of a ContextualBandit stepped together (Gymnasium vector API). Each reset draws a
-    training context per copy from the seeded generator; every step ends the episode and the next
-    reset draws again (autoreset)."""
+    training context per copy from the seeded generator, or, with `fixed` ((n,) context indices),
+    sets those same contexts every time (one copy per training context: the full batch); every
+    step ends the episode and the next reset follows (autoreset)."""
 
-    def __init__(self, bandit: ContextualBandit, n: int):
-        self.bandit, self.num_envs = bandit, n
+    def __init__(self, bandit: ContextualBandit, n: int, fixed: torch.Tensor | None = None):
+        if fixed is not None and len(fixed) != n:
+            raise ValueError(f"fixed: {len(fixed)} contexts for {n} environments")
+        self.bandit, self.num_envs, self.fixed = bandit, n, fixed
         self.observation_space, self.action_space = bandit.observation_space, bandit.action_space
         self.gen = torch.Generator().manual_seed(0)
         self.idx = torch.zeros(n, dtype=torch.long)
@@ -103,7 +106,9 @@ class VectorBandit:
         """(observations (n, ...), info {'context': indices}). `contexts` sets them instead of drawing."""
         if seed is not None:
             self.gen.manual_seed(seed)
-        if contexts is None:
+        if contexts is None and self.fixed is not None:
+            contexts = self.fixed
+        elif contexts is None:
             pick = torch.randint(len(self.bandit.train_contexts), (self.num_envs,), generator=self.gen)
             contexts = self.bandit.train_contexts[pick]
         self.idx = contexts.clone()
@@ -241,8 +246,10 @@ class Grid:
 
 def make_env(task: Task, n: int | None):
     """The vector environment of a task for n environments (None: a bandit's every training
-    context; a grid's 64)."""
+    context at every step; a grid's 64)."""
     if isinstance(task, GridTask):
         return GridGoals(task, n or 64)
     bandit = ContextualBandit(task)
-    return VectorBandit(bandit, len(bandit.train_contexts) if n is None else n)
+    if n is None:
+        return VectorBandit(bandit, len(bandit.train_contexts), fixed=bandit.train_contexts)
+    return VectorBandit(bandit, n)
