@@ -261,8 +261,8 @@ def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool
         what = "Q-values (dqn)" if agent == "dqn" else f"policy logits ({agent})"
         card["headline"] = f"Agent's {what}: {card['headline']}"
         card["evidence"].insert(0, f"The outputs analysed are the {what} of an agent that learned from "
-                                   "rewards only (the modular bandit: reward 1 for the answer on training "
-                                   "contexts, nothing on held-out ones).")
+                                   "rewards only (the table as a bandit: reward 1 for the answer on "
+                                   "training contexts, nothing on held-out ones).")
     out = {
         "format_version": 1,
         "steps": [r["step"] for r in records],

@@ -2,12 +2,13 @@
 
 An `AgentStepper` is the supervised `SingleStepper` with another update: the model is the policy
 (its outputs are action logits) or, for DQN, the Q-function, and it learns only from the rewards
-of a `ContextualBandit` over the task (see rl/envs.py). Everything else is the supervised run's:
-config, evaluation schedule, metrics, checkpoints, resume, detection, report. The evaluation of
+of the task's environment (`rl/envs.py:make_env`: a contextual bandit, or the gridworld).
+Everything else is the supervised run's: config, evaluation schedule, metrics, checkpoints,
+resume, detection, report. The evaluation of
 every split scores the greedy action (argmax of the outputs) against the hidden rule's answer, so
 `train_acc` is greedy success on the training contexts and `test_acc` on held-out ones; the
-`train_loss` there is the cross-entropy of the outputs against that answer (a diagnostic: the
-agent's own objective is `agent_loss`). Agent metrics on the same schedule:
+`train_loss` there is the cross-entropy of the outputs against that answer (a diagnostic; the
+agent's own objective is not logged). Agent metrics on the same schedule:
 
 - `return`: mean reward per episode collected since the previous evaluation (exact_pg: the
   expected reward of the contexts it updated on);
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 
 from grokscope.rl.envs import make_env
 from grokscope.training.loop import SingleStepper, eval_cost
+from grokscope.training.losses import torch_dtype
 
 __all__ = ["AgentStepper", "Replay", "epsilon_at"]
 
@@ -53,6 +55,8 @@ def epsilon_at(agent, step: int) -> float:
 
 class Replay:
     """A ring buffer of transitions (obs, action, reward, next obs, done) held as tensors."""
+
+    FIELDS = ("obs", "next_obs", "action", "reward", "done")
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype):
         self.capacity, self.pos, self.size = capacity, 0, 0
@@ -76,13 +80,12 @@ class Replay:
 
     def state_dict(self) -> dict:  # only the filled part is saved
         n = self.size
-        names = ("obs", "next_obs", "action", "reward", "done")
-        return {"pos": self.pos, "size": n, **{name: getattr(self, name)[:n].clone() for name in names}}
+        return {"pos": self.pos, "size": n, **{name: getattr(self, name)[:n].clone() for name in self.FIELDS}}
 
     def load_state_dict(self, s: dict) -> None:
         self.pos, self.size = int(s["pos"]), int(s["size"])
         n = self.size
-        for name in ("obs", "next_obs", "action", "reward", "done"):
+        for name in self.FIELDS:
             getattr(self, name)[:n] = s[name]
 
 
@@ -103,14 +106,13 @@ class AgentStepper(SingleStepper):
             self.target = copy.deepcopy(self.model).requires_grad_(False)
             self.replay = Replay(a.buffer_size, tuple(self.task.input_shape), self.obs.dtype)
         own = ("q_error", "epsilon") if a.kind == "dqn" else ("expected_return",)
-        self.extra_measures = ["return", *own]
+        self.extra_measures = ("return", *own)
         self._reuse = False  # the agent's forward is not the evaluation's
         self.eval_costs = [eval_cost(cfg, self.task, False)]
 
     # ------------------------------------------------------------------------------ acting
     def _policy(self, obs: torch.Tensor):
-        logits = self.model(obs.to(self.device)).to(torch.float64 if self.cfg.train.loss_dtype == "float64"
-                                                    else torch.float32)
+        logits = self.model(obs.to(self.device)).to(torch_dtype(self.cfg.train.loss_dtype))
         logp = F.log_softmax(logits, dim=-1)
         entropy = -(logp.exp() * logp).sum(-1)
         return logp, entropy
@@ -180,8 +182,7 @@ class AgentStepper(SingleStepper):
         r["return"] = self.reward_sum / self.episodes if self.episodes else None
         self.reward_sum, self.episodes = 0.0, 0
         with torch.no_grad():
-            out = torch.cat([self.model(x.to(self.device)).float().cpu()
-                             for x in self.vec.train_inputs().split(1024)])
+            out = torch.cat([self.model(x).float().cpu() for x in self.splits["train"].inputs.split(1024)])
         if self.agent.kind == "dqn":
             r["q_error"] = float((out - self.vec.q_table(self.agent.gamma)).abs().mean())
             r["epsilon"] = epsilon_at(self.agent, self.step)

@@ -15,8 +15,8 @@ after `max_steps` moves (truncated); held-out goals are never drawn.
 (`reset(seed=...)`, `step(action)` -> (observation, reward, terminated, truncated, info),
 `observation_space`, `action_space`); the vector ones reset finished environments at once, as
 Gymnasium's autoreset, with the observation the episode ended in under info['final_obs']. Each
-has `train_inputs()` and `q_table(gamma)`: the training states and their optimal action values
-(a bandit's are its rewards), for the agents' Q-value error.
+has `q_table(gamma)`: the optimal action values of the task's training split, row for row (a
+bandit's are its rewards), for the agents' Q-value error.
 """
 
 from __future__ import annotations
@@ -125,9 +125,6 @@ class VectorBandit:
         return obs, rewards, torch.ones(self.num_envs, dtype=torch.bool), \
             torch.zeros(self.num_envs, dtype=torch.bool), info
 
-    def train_inputs(self) -> torch.Tensor:
-        return self.bandit.inputs[self.bandit.train_contexts]
-
     def q_table(self, gamma: float) -> torch.Tensor:
         return self.bandit.reward_table(self.bandit.train_contexts)
 
@@ -203,9 +200,6 @@ class GridGoals:
         if done.any():
             self._draw(done)
         return self.observe(), terminated.float(), terminated, truncated, info
-
-    def train_inputs(self) -> torch.Tensor:
-        return self.task.splits["train"].inputs
 
     def q_table(self, gamma: float) -> torch.Tensor:
         pos, goal = state_pairs(self.size, self.task.train_goals)  # the train split's states, in order

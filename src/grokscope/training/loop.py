@@ -110,7 +110,7 @@ def _go(stepper: SingleStepper, writer: RunWriter, progress, *, resumed_from, re
     for r in records:  # replay silently so live events and stop rules continue
         monitor.update(r)
     info = run_info(stepper.task, stepper.model, stepper.device, stepper.lineage)
-    info["measures"] += stepper.extra_measures  # an agent's returns and Q-value error are drawn too
+    info["measures"] += list(stepper.extra_measures)  # an agent's returns and Q-value error are drawn too
     writer.begin(info, resumed_from)
     member = Member(writer, monitor, records=records, elapsed0=elapsed0)
     return run_engine(stepper, [member], cfg.train, show=show_progress(cfg, progress),
@@ -268,7 +268,7 @@ class SingleStepper:
         save_checkpoint(path, step=self.step, model=self.model, optimizer=self.update.optimizer,
                         config=to_dict(self.cfg), extra=extra)
 
-    extra_measures: list[str] = []
+    extra_measures: tuple[str, ...] = ()
     """Metric names a subclass logs besides the task's measures (the report draws them)."""
 
     def extra_state(self) -> dict:
