@@ -57,15 +57,20 @@ def _wait_for_step(proc, out, step, timeout=120):
     raise AssertionError("run did not progress")
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
-    out = tmp_path / "killed"
-    proc = _start(_config(), tmp_path, out)
-    _wait_for_step(proc, out, 330)
+def _killed_at(cfg, tmp_path, out, step) -> tuple[RunDir, int]:
+    """Train `cfg` in a subprocess, SIGKILL it once it has logged `step`; (its RunDir, last logged step)."""
+    proc = _start(cfg, tmp_path, out)
+    _wait_for_step(proc, out, step)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     rd = RunDir(out)
     assert rd.read_summary()["status"] == "running"  # killed: nobody wrote the end
-    killed_at = rd.read_metrics()[-1]["step"]
+    return rd, rd.read_metrics()[-1]["step"]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    out = tmp_path / "killed"
+    rd, killed_at = _killed_at(_config(), tmp_path, out, 330)
     assert killed_at < 700
     result = resume(out, progress=False)
     assert result.summary["status"] == "completed" and result.summary["resumed_from"]

@@ -4,7 +4,6 @@ buffer, epsilon, target network, generators), agent metrics are logged, bad agen
 from __future__ import annotations
 
 import json
-import signal
 from dataclasses import replace
 
 import pytest
@@ -15,7 +14,7 @@ from grokscope.errors import ConfigError
 from grokscope.training.checkpoint import load_checkpoint
 from grokscope.training.loop import resume
 from tests.conftest import tiny_grokking_config
-from tests.integration.test_resume import _start, _wait_for_step
+from tests.integration.test_resume import _killed_at
 
 TIMING = {"elapsed"}
 
@@ -40,13 +39,8 @@ def test_a_killed_dqn_run_resumes_exactly(tmp_path):
     assert ref.metrics[0]["return"] is None and 0 <= last["return"] <= 1
     assert ref.metrics[-1]["q_error"] < ref.metrics[1]["q_error"]  # it learns the rewards
     out = tmp_path / "killed"
-    proc = _start(_dqn(), tmp_path, out)
-    _wait_for_step(proc, out, 170)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    rd = RunDir(out)
-    killed_at = rd.read_metrics()[-1]["step"]
-    assert rd.read_summary()["status"] == "running" and killed_at < 400
+    rd, killed_at = _killed_at(_dqn(), tmp_path, out, 170)
+    assert killed_at < 400
     state = load_checkpoint(rd.list_checkpoints()[-1][1])
     assert state["extra"]["agent"]["replay"]["size"] > 0  # the buffer travels in the checkpoint
     resumed = resume(out, progress=False)
