@@ -174,8 +174,41 @@ class Sweep:
     fields: RunFields = field(default_factory=RunConfig)
 
 
+@dataclass(frozen=True)
+class Reproduce:
+    """Train presets for a few seeds and check what each claims (its expectation); PASS or FAIL.
+
+    Each preset trains as a sweep over seeds into DIR/PRESET (the same command again trains only
+    the missing runs); DIR/reproduce.json, reproduce.md and reproduce.html hold the checks, the
+    table and the curves. Exit code 1 when a check fails. `grokscope presets` shows what each
+    preset expects.
+    """
+
+    presets: Annotated[Positional[tuple[str, ...]], arg(metavar="NAME...")] = ()
+    """Presets to reproduce (or --all, or --quick)."""
+    all: Flag = False
+    """Every preset that states expectations."""
+    quick: Flag = False
+    """The presets that train in seconds, one seed each (for CI)."""
+    seeds: Annotated[str | None, arg(metavar="N")] = None
+    """Seeds 0..N-1 per preset (default 3; 1 for presets of more than 10 minutes and for --quick)."""
+    out: Annotated[str, arg(metavar="DIR")] = "reproduce"
+    """Where the runs and the tables go (the same DIR resumes)."""
+    executor: Literal[EXECUTORS] = "local"
+    """local (a process per core, in-process for one job), ray, slurm (as grokscope sweep)."""
+    workers: Annotated[str | None, arg(metavar="N")] = None
+    """local: processes (default: one per core, at most one per seed); slurm: array parallelism."""
+    address: Annotated[str | None, arg(metavar="auto|HOST:PORT")] = None
+    """Ray cluster: auto or HOST:PORT."""
+    slurm: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, arg(metavar="KEY=VALUE")] = ()
+    """A submitit parameter (as grokscope sweep)."""
+    quiet: Flag = False
+    """No progress lines."""
+
+
 COMMANDS: dict[str, type] = {"train": Train, "resume": Resume, "show": Show, "report": Report,
-                             "compare": Compare, "analyze": Analyze, "sweep": Sweep, "presets": Presets}
+                             "compare": Compare, "analyze": Analyze, "sweep": Sweep, "reproduce": Reproduce,
+                             "presets": Presets}
 """Command name -> its dataclass, in the order of `grokscope --help`."""
 
 RUN_COMMANDS = ("train", "sweep")

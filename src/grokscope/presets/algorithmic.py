@@ -32,7 +32,11 @@ def demo() -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: benchmarks/time_to_grok.py seeds 0-2 (0.99 first seen at 2,427-3,033) and "
+           "seed 0 with --train.stop_when after_generalization (memorized 608, generalized 3,336)",
+    outcome=("grokking",), memorized=(250, 1500), generalized=(1500, 6000), delay_ratio=(2, 12),
+    final_acc=(0.98, 1.0), seconds=350, overrides={"train.stop_when": "after_generalization"}))
 def power2022() -> RunConfig:
     """Power et al. 2022, Fig. 1: x/y mod 97 (modular inverse), 50% train.
 
@@ -58,7 +62,11 @@ def power2022() -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seed 0, 2 threads (memorized 158, generalized 7,800); the paper: the "
+           "jump during cleanup at ~9.4k-14k",
+    outcome=("grokking",), memorized=(80, 400), generalized=(4000, 16000), delay_ratio=(15, 120),
+    final_acc=(0.98, 1.0), seconds=1200, overrides={"train.stop_when": "after_generalization"}))
 def nanda2023() -> RunConfig:
     """Nanda et al. 2023 (progress measures): x+y mod 113, 30% train, full batch.
 
@@ -90,7 +98,9 @@ def _grokfast_base(name: str, **optim) -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seeds 0-2, 1 thread (0.99 first seen at step 920); the paper: 0.95 at 910",
+    outcome=("grokking", "comprehension"), generalized=(400, 2000), final_acc=(0.98, 1.0), seconds=100))
 def grokfast2024() -> RunConfig:
     """Lee et al. 2024 (Grokfast), algorithmic task: x*y mod 97, 50% train, Grokfast-EMA.
 
@@ -108,7 +118,10 @@ def grokfast2024() -> RunConfig:
                           grokfast="ema", grokfast_alpha=0.98, grokfast_lamb=2.0)
 
 
-@preset
+@preset(expect=Expect(
+    source="the paper: 0.95 validation accuracy at 39,890 steps (not measured here)",
+    outcome=("grokking",), generalized=(10_000, 100_000), level=0.95, final_acc=(0.95, 1.0), seconds=2700,
+    overrides={"train.stop_when": "after_generalization"}))
 def grokfast2024_baseline() -> RunConfig:
     """The Grokfast paper's baseline for grokfast2024: same model and Adam, no filter, no weight
     decay. The paper reports 95% validation accuracy at 39,890 steps (budget here 1e5; ~45 min on
@@ -150,14 +163,18 @@ def speedrun() -> RunConfig:
     return _speedrun("speedrun", "x/y")
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seeds 0-2, 1 thread (the docstring's numbers)",
+    outcome=("comprehension", "grokking"), memorized=(150, 450), generalized=(300, 700), seconds=5))
 def speedrun_add() -> RunConfig:
     """speedrun on x+y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
     at step 308, test acc >= 0.99 at step 430 for all three (delay ratio 1.4), 3.3-3.5 s to it."""
     return _speedrun("speedrun_add", "x+y")
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seeds 0-2, 1 thread (the docstring's numbers)",
+    outcome=("comprehension", "grokking"), memorized=(150, 450), generalized=(300, 700), seconds=5))
 def speedrun_mul() -> RunConfig:
     """speedrun on x*y mod 97 (same recipe). Measured here (seeds 0-2, 1 thread): train acc >= 0.99
     at step 308, test acc >= 0.99 at step 430 / 492 / 430 (delay ratio 1.4 / 1.6 / 1.4), 3.2-4.0 s
@@ -180,7 +197,10 @@ def _prieto_base(name: str, **train) -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="the paper: without regularization, StableMax lets the MLP generalize late (not "
+           "measured here)",
+    outcome=("grokking",), final_acc=(0.9, 1.0), seconds=600))
 def prieto2025_stablemax() -> RunConfig:
     """Prieto et al. 2025 (Grokking at the edge of numerical stability): StableMax lets an MLP grok
     without any regularization. x+y mod 113, 40% train, one-hot inputs (2 x 113), MLP 200-200
@@ -189,7 +209,9 @@ def prieto2025_stablemax() -> RunConfig:
     return _prieto_base("prieto2025_stablemax", steps=80_000, loss="stablemax", loss_dtype="float64")
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seeds 0-2 (the docstring's numbers)",
+    outcome=("comprehension",), final_acc=(0.9, 1.0), seconds=20))
 def prieto2025_orthograd() -> RunConfig:
     """Prieto et al. 2025: ⊥AdamW (gradients orthogonal to the weights) generalizes without a long
     plateau and without weight decay. Same MLP and data as prieto2025_stablemax, softmax
@@ -203,7 +225,9 @@ def prieto2025_orthograd() -> RunConfig:
     return replace(cfg, optim=replace(cfg.optim, orthograd=True))
 
 
-@preset
+@preset(expect=Expect(
+    source="the paper: holding the norm removes most of the delay (not measured here)",
+    outcome=("comprehension",), final_acc=(0.95, 1.0), seconds=1500))
 def omnigrok_norm() -> RunConfig:
     """Liu, Michaud & Tegmark 2023 (Omnigrok), constrained-norm modular addition: the Nanda et al.
     setup (x+y mod 113, 30% train, 1-layer transformer d128, no LayerNorm, full batch AdamW lr
@@ -220,7 +244,10 @@ def omnigrok_norm() -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: seed 0 at wd 1 and wd 0 (the docstring's numbers)",
+    outcome=("comprehension",), memorized=(300, 1200), generalized=(300, 1500), delay_ratio=(1, 2),
+    final_acc=(0.98, 1.0), seconds=160))
 def gromov2023_mlp() -> RunConfig:
     """Gromov 2023 (Grokking modular arithmetic): a 2-layer fully connected net, f = W_U (W x)^2 on
     x = [one-hot(x), one-hot(y)], no biases, width 500, MSE on one-hot targets; x+y mod 97, 50%

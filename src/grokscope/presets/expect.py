@@ -9,13 +9,17 @@ comes from (a paper's figure, or the command that measured it here).
 row per stated quantity, {"check", "expected", "measured", "ok"}. Steps and the delay ratio are
 read from the run's events (the detector's smoothed crossings): memorized = train accuracy >= 0.99,
 generalized = the generalization split reaching `level`; final_acc is that split's accuracy at
-the last evaluation.
+the last evaluation; `metrics` are other metrics at the last evaluation (e.g. test_ood_acc).
+
+`overrides` are dotted config fields that `grokscope reproduce` trains the preset with, stated with
+the claim (e.g. {"train.stop_when": "after_generalization"} to settle a 1e5-step budget's claim
+once the run has generalized): the expectation is about the preset run that way.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grokscope.detect import OUTCOMES, THRESHOLDS
 
@@ -38,8 +42,12 @@ class Expect:
     """Range of generalized step / memorized step (at `level`)."""
     final_acc: tuple[float, float] | None = None
     """Range of the generalization split's accuracy at the end."""
+    metrics: tuple[tuple[str, float, float], ...] = ()
+    """Other metrics at the last evaluation, as (name, low, high), e.g. ("test_ood_acc", 0, 0.05)."""
     seconds: float | None = None
     """Typical training seconds of one run on one CPU thread (reproduce --quick runs the short ones)."""
+    overrides: dict = field(default_factory=dict)
+    """{dotted field: value text} that `grokscope reproduce` trains the preset with."""
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -53,6 +61,11 @@ class Expect:
             r = getattr(self, name)
             if r is not None and not (len(r) == 2 and r[0] <= r[1]):
                 raise ValueError(f"{name}: must be a (low, high) range, got {r!r}")
+        for m in self.metrics:
+            if not (len(m) == 3 and isinstance(m[0], str) and m[1] <= m[2]):
+                raise ValueError(f"metrics: each must be (name, low, high), got {m!r}")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ValueError(f"seconds: must be > 0, got {self.seconds!r}")
 
 
 def _range(r) -> str:
@@ -73,8 +86,11 @@ def describe(e: Expect) -> str:
         parts.append(f"delay ratio {_range(e.delay_ratio)}")
     if e.final_acc:
         parts.append(f"final accuracy {_range(e.final_acc)}")
+    parts += [f"final {name} {_range((lo, hi))}" for name, lo, hi in e.metrics]
     if e.seconds is not None:
         parts.append(f"~{e.seconds:g} s")
+    if e.overrides:
+        parts.append("reproduced with " + " ".join(f"--{k} {v}" for k, v in e.overrides.items()))
     return "; ".join(parts) + f" ({e.source})"
 
 
@@ -82,8 +98,9 @@ def _within(v, r) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and r[0] <= v <= r[1]
 
 
-def check(e: Expect, summary: dict) -> list[dict]:
-    """One row per stated quantity of `e` for the run whose summary.json is `summary`."""
+def check(e: Expect, summary: dict, last: dict | None = None) -> list[dict]:
+    """One row per stated quantity of `e` for the run whose summary.json is `summary`; `last` is the
+    run's last metrics record, where `metrics` not in the summary's `final` are read."""
     ev = summary.get("events") or {}
     gen = summary.get("generalization_split", "test")
     mem, reached = ev.get("memorized_step"), ev.get(f"test_{e.level}")
@@ -96,6 +113,8 @@ def check(e: Expect, summary: dict) -> list[dict]:
     final = (summary.get("final") or {}).get(f"{gen}_acc")
     quantities = (("memorized step", mem, e.memorized), (f"{gen} {e.level} step", reached, e.generalized),
                   ("delay ratio", ratio, e.delay_ratio), (f"final {gen} accuracy", final, e.final_acc))
+    ends = {**(last or {}), **{k: v for k, v in (summary.get("final") or {}).items() if v is not None}}
+    quantities += tuple((f"final {name}", ends.get(name), (lo, hi)) for name, lo, hi in e.metrics)
     for name, value, r in quantities:
         if r is not None:
             rows.append({"check": name, "expected": _range(r), "measured": value, "ok": _within(value, r)})

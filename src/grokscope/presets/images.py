@@ -4,6 +4,7 @@ initialization; Humayun et al.'s delayed robustness)."""
 from __future__ import annotations
 
 from grokscope.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+from grokscope.presets.expect import Expect
 from grokscope.presets.registry import preset
 
 NO_MEASURES = {"robust_n": 0}
@@ -19,7 +20,10 @@ def _omnigrok(name: str, alpha: float, **options) -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: benchmarks/images.py --parts presets --seeds 3",
+    outcome=("grokking",), memorized=(800, 5000), generalized=(20_000, 55_000), level=0.95,
+    delay_ratio=(8, 40), final_acc=(0.93, 0.99), seconds=170))
 def omnigrok_digits() -> RunConfig:
     """Liu, Michaud & Tegmark 2023 (Omnigrok), the MNIST experiment on scikit-learn's 8x8 digits: an
     MLP whose every parameter is multiplied by 6 after init memorizes its training images with test
@@ -43,7 +47,10 @@ def omnigrok_digits() -> RunConfig:
     return _omnigrok("omnigrok_digits", 6.0)
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: benchmarks/images.py --parts presets --seeds 3",
+    outcome=("comprehension",), memorized=(30, 300), generalized=(30, 300), level=0.95,
+    delay_ratio=(0.5, 2), final_acc=(0.93, 0.99), seconds=190))
 def omnigrok_digits_control() -> RunConfig:
     """omnigrok_digits at init_scale 1 (Omnigrok's alpha = 1 control): no delay.
 
@@ -56,7 +63,9 @@ def omnigrok_digits_control() -> RunConfig:
     return _omnigrok("omnigrok_digits_control", 1.0)
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: benchmarks/images.py --parts humayun,cost, seeds 0-2",
+    final_acc=(0.975, 1.0), metrics=(("test_pgd_acc", 0.35, 0.7),), seconds=100))
 def humayun_digits() -> RunConfig:
     """Humayun, Balestriero & Baraniuk 2024 (Deep networks always grok), delayed robustness on digits:
     adversarial accuracy rises long after clean test accuracy has saturated, and the local complexity
@@ -88,7 +97,10 @@ def humayun_digits() -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: benchmarks/images.py --parts cnn --seeds 3",
+    outcome=("grokking",), memorized=(300, 2000), generalized=(8000, 20_000), level=0.95,
+    delay_ratio=(6, 60), final_acc=(0.93, 0.99), seconds=180))
 def digits_cnn() -> RunConfig:
     """A CNN groks digits with large initialization too, but only its last 10-20 points are late:
     its convolutions generalize most of the way as soon as it fits.

@@ -23,7 +23,10 @@ def _bandit(name: str, steps: int, agent: AgentConfig) -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py --parts bandit, seeds 0-2",
+    outcome=("grokking",), memorized=(50, 300), generalized=(3000, 9500), delay_ratio=(15, 120),
+    final_acc=(0.98, 1.0), seconds=330))
 def rl_bandit_supervised() -> RunConfig:
     """The supervised control of the modular bandit: cross-entropy on the rule's answer for the
     same training contexts, the same network and optimizer as the agents (x + y mod 31, 50% train,
@@ -59,7 +62,10 @@ def rl_bandit_pg() -> RunConfig:
     return _bandit("rl_bandit_pg", 15_000, AgentConfig(kind="exact_pg", entropy=0.05))
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py, seeds 0-2",
+    outcome=("grokking", "comprehension"), memorized=(2000, 9000), generalized=(2000, 11_000), level=0.9,
+    delay_ratio=(0.7, 2), final_acc=(0.95, 1.0), seconds=310))
 def rl_bandit_reinforce() -> RunConfig:
     """REINFORCE on the modular bandit: one sampled action per training context (all 480) per step,
     the batch's mean reward as baseline, an entropy bonus of 0.05; the network and optimizer of
@@ -108,7 +114,10 @@ def _grid(name: str, steps: int, agent: AgentConfig) -> RunConfig:
     )
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py --parts grid, seeds 0-2",
+    outcome=("comprehension",), memorized=(1, 500), generalized=(1, 500), final_acc=(0.99, 1.0),
+    metrics=(("test_success", 0.99, 1.0),), seconds=42))
 def rl_grid_supervised() -> RunConfig:
     """The supervised control of the gridworld: cross-entropy on the canonical shortest move (along
     x first) in every state of the 15 training goals; accuracy counts any shortest move. 5 x 5
@@ -123,7 +132,10 @@ def rl_grid_supervised() -> RunConfig:
     return _grid("rl_grid_supervised", 2_000, AgentConfig())
 
 
-@preset
+@preset(expect=Expect(
+    source="measured here: python benchmarks/rl.py --parts grid, seeds 0-2",
+    outcome=("comprehension",), memorized=(400, 2500), generalized=(1, 2500), level=0.9,
+    delay_ratio=(0.1, 1.2), final_acc=(0.97, 1.0), metrics=(("test_success", 0.95, 1.0),), seconds=140))
 def rl_grid_dqn() -> RunConfig:
     """DQN in the gridworld: 64 environments stepped together, epsilon-greedy (1.0 -> 0.05 over
     2,000 steps), replay buffer of 50,000 transitions, minibatches of 256, gamma 0.9, the target
