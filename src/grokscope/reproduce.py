@@ -150,8 +150,8 @@ def collect(out: str | os.PathLike) -> list[dict]:
             records = rd.read_metrics()
             checks = check(e, summary, records[-1] if records else None)
             if summary.get("status") != "completed":
-                checks.insert(0, {"check": "status", "expected": "completed", "measured": summary.get("status"),
-                                  "ok": False})
+                checks.insert(0, {"check": "status", "expected": "completed",
+                                  "measured": summary.get("status"), "ok": False})
             rows.append({"preset": name, "seed": summary.get("seed", _seed(d.name)), "run_dir": str(d),
                          "status": summary.get("status"), "phase": summary.get("phase"),
                          "generalization_split": summary.get("generalization_split", "test"),
@@ -220,7 +220,8 @@ def text_table(rows: list[dict]) -> str:
     for r in rows:
         checks = "; ".join(f"{c['check']} {cell(c)}" for c in r["checks"])
         secs = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
-        lines.append(f"{r['preset']:<{w}}  seed {r['seed']}  {'PASS' if r['ok'] else 'FAIL'}  {checks}; {secs}")
+        verdict = "PASS" if r["ok"] else "FAIL"
+        lines.append(f"{r['preset']:<{w}}  seed {r['seed']}  {verdict}  {checks}; {secs}")
     return "\n".join(lines)
 
 
@@ -234,7 +235,7 @@ def markdown_table(rows: list[dict]) -> str:
         by = {c["check"]: c for c in r["checks"]}
         gen = next((c for k, c in by.items() if k.endswith(" step") and k != "memorized step"), None)
         final = next((c for k, c in by.items() if k.startswith("final ") and k.endswith(" accuracy")), None)
-        known = {"outcome", "memorized step", "delay ratio", "status"} | {c["check"] for c in (gen, final) if c}
+        known = {"outcome", "memorized step", "delay ratio", "status", *(c["check"] for c in (gen, final) if c)}
         other = "; ".join(f"{k} {cell(c)}" for k, c in by.items() if k not in known)
         outcome = by.get("outcome")
         cells = [r["preset"], str(r["seed"]),
