@@ -235,7 +235,8 @@ def markdown_table(rows: list[dict]) -> str:
         by = {c["check"]: c for c in r["checks"]}
         gen = next((c for k, c in by.items() if k.endswith(" step") and k != "memorized step"), None)
         final = next((c for k, c in by.items() if k.startswith("final ") and k.endswith(" accuracy")), None)
-        known = {"outcome", "memorized step", "delay ratio", "status", *(c["check"] for c in (gen, final) if c)}
+        known = {"outcome", "memorized step", "delay ratio", "status"}
+        known |= {c["check"] for c in (gen, final) if c}
         other = "; ".join(f"{k} {cell(c)}" for k, c in by.items() if k not in known)
         outcome = by.get("outcome")
         cells = [r["preset"], str(r["seed"]),
