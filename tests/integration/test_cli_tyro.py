@@ -28,9 +28,10 @@ def run_cli(capsys, *argv):
 def test_top_level_help_lists_every_command(capsys):
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0 and out.startswith("usage: grokscope")
-    for name in ("train", "resume", "show", "report", "compare", "analyze", "sweep", "presets"):
+    for name in ("train", "resume", "show", "report", "compare", "analyze", "sweep", "reproduce", "presets"):
         assert re.search(rf"\b{name}\b", out), name
-    assert list(COMMANDS) == ["train", "resume", "show", "report", "compare", "analyze", "sweep", "presets"]
+    assert list(COMMANDS) == ["train", "resume", "show", "report", "compare", "analyze", "sweep", "reproduce",
+                             "presets"]
 
 
 def test_no_command_prints_usage_and_exits_2(capsys):

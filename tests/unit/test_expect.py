@@ -33,6 +33,8 @@ def test_check_reads_events_at_the_stated_level():
     ({"source": "s", "outcome": ("grokked",)}, "unknown classes"),
     ({"source": "s", "level": 0.8}, "level"),
     ({"source": "s", "memorized": (200, 100)}, "memorized"),
+    ({"source": "s", "metrics": (("test_ood_acc", 0.5),)}, "metrics"),
+    ({"source": "s", "seconds": 0}, "seconds"),
 ])
 def test_bad_expectations_are_refused(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
@@ -44,9 +46,29 @@ def test_presets_carry_expectations_that_are_described_and_listed(capsys):
     for name, e in EXPECTATIONS.items():
         get_preset(name)  # every expectation belongs to a preset
         assert e.source and describe(e).endswith(f"({e.source})")
-    assert get_expectation("demo") is EXPECTATIONS["demo"] and get_expectation("nanda2023") is None
+    from grokscope.presets.registry import PRESETS
+
+    assert set(EXPECTATIONS) == set(PRESETS)  # every preset states what it expects
+    assert get_expectation("demo") is EXPECTATIONS["demo"]
+    long = get_expectation("power2022")  # a 1e5-step budget is reproduced up to generalization
+    assert long.overrides == {"train.stop_when": "after_generalization"}
+    assert "reproduced with --train.stop_when after_generalization" in describe(long)
+    from grokscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_expectation("nosuch")
     from grokscope.cli import main
 
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "expects: outcome grokking; memorized at 40-150" in out
+
+
+def test_other_metrics_are_read_from_the_summary_or_the_last_record():
+    e = Expect(source="s", metrics=(("test_ood_acc", 0.0, 0.05), ("test_pgd_acc", 0.3, 0.7)))
+    summary = {**_summary(), "final": {"test_acc": 0.99, "test_ood_acc": 0.01}}
+    rows = check(e, summary, {"step": 10, "test_pgd_acc": 0.9, "test_ood_acc": 0.5})
+    assert [(r["check"], r["measured"], r["ok"]) for r in rows] == [
+        ("final test_ood_acc", 0.01, True), ("final test_pgd_acc", 0.9, False)]
+    assert not check(e, summary)[1]["ok"]  # a metric the run never logged fails
+    assert "final test_ood_acc 0-0.05" in describe(e)
