@@ -1,5 +1,5 @@
 """Command line: `grokscope train | resume | show | report | compare | analyze | sweep | reproduce |
-presets`.
+predict | presets`.
 
 The commands are tyro subcommands, one dataclass each (`schema`); `parsing` reads argv with tyro
 and `grokscope.config` types the run-config overrides (`--optim.lr 3e-3`). `main` is the one place
@@ -59,14 +59,14 @@ def _error(message: str) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from grokscope.cli import reproduce, runs, sweep, train
+    from grokscope.cli import predict, reproduce, runs, sweep, train
     from grokscope.cli.parsing import parse, reject_extra
 
     parsed = parse(argv)
     handlers = {"train": train.cmd_train, "resume": train.cmd_resume, "show": runs.cmd_show,
                 "report": runs.cmd_report, "compare": runs.cmd_compare, "analyze": runs.cmd_analyze,
                 "presets": runs.cmd_presets, "sweep": sweep.cmd_sweep,
-                "reproduce": reproduce.cmd_reproduce}
+                "reproduce": reproduce.cmd_reproduce, "predict": predict.cmd_predict}
     if parsed.name not in ("train", "sweep", "compare"):
         reject_extra(parsed)
     return handlers[parsed.name](parsed)

@@ -206,9 +206,34 @@ class Reproduce:
     """No progress lines."""
 
 
+@dataclass(frozen=True)
+class Predict:
+    """Forecast whether a run will generalize within its budget, and when (from its curves so far).
+
+    `grokscope predict RUN...` prints P(the generalization split reaches 0.99 within the budget)
+    and the expected step for each run, from its metrics up to its last evaluation (or --step).
+    `grokscope predict --fit SWEEP... --held_out SWEEP... --out MODEL.json` fits a model on the
+    runs of training sweeps and prints its ROC-AUC and step error on held-out sweeps at 10%, 25%
+    and 50% of the budget. docs/predict.md has the method and its numbers.
+    """
+
+    runs: Annotated[Positional[tuple[str, ...]], arg(metavar="RUN...")] = ()
+    """Run directories to forecast (finished or still training)."""
+    model: Annotated[str | None, arg(metavar="JSON")] = None
+    """A fitted model (default: the one shipped with grokscope, fitted on demo-preset sweeps)."""
+    step: Annotated[str | None, arg(metavar="N")] = None
+    """Forecast from the run as it was at step N (default: its last evaluation)."""
+    fit: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, arg(metavar="SWEEP")] = ()
+    """Fit a model on these sweeps' (or run directories') finished runs. (repeatable)"""
+    held_out: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, arg(metavar="SWEEP")] = ()
+    """With --fit: evaluate the model on these sweeps' runs. (repeatable)"""
+    out: Annotated[str | None, arg(metavar="JSON")] = None
+    """With --fit: where to write the model (with its evaluation)."""
+
+
 COMMANDS: dict[str, type] = {"train": Train, "resume": Resume, "show": Show, "report": Report,
                              "compare": Compare, "analyze": Analyze, "sweep": Sweep, "reproduce": Reproduce,
-                             "presets": Presets}
+                             "predict": Predict, "presets": Presets}
 """Command name -> its dataclass, in the order of `grokscope --help`."""
 
 RUN_COMMANDS = ("train", "sweep")
