@@ -263,6 +263,12 @@ def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool
         card["evidence"].insert(0, f"The outputs analysed are the {what} of an agent that learned from "
                                    "rewards only (the table as a bandit: reward 1 for the answer on "
                                    "training contexts, nothing on held-out ones).")
+    noisy = None
+    if "train_noisy" in an.task.splits:  # label noise: the memorizing neurons (Doshi et al.)
+        from grokscope.analysis import noise
+
+        noisy = noise.noise_analysis(an.model, an.task, metrics)
+        card["evidence"] += noise.card_lines(noisy)
     out = {
         "format_version": 1,
         "steps": [r["step"] for r in records],
@@ -274,6 +280,7 @@ def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool
         "card": card,
         "figures": [],
         "seconds": None,
+        **({"noise": noisy} if noisy is not None else {}),
     }
     atomic_write_text(rd.analysis_records, "".join(json.dumps(r) + "\n" for r in records))
     if figures:
@@ -289,6 +296,8 @@ def _analyze(rd: RunDir, an: _Analyzer, ckpts: list, t0: float, *, figures: bool
             rd.figures, records=records, keys=keys, phase=phase,
             **_figure_data(an, records, arrays, keys, key_steps),
         )
+        if noisy is not None:
+            out["figures"].append(analysis_plots.label_noise(noisy, metrics, rd.figures / "label_noise.png"))
     out["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(rd.analysis, out)
     if report:

@@ -205,6 +205,45 @@ def neurons(nf: dict, path: Path) -> dict:
     )
 
 
+def label_noise(result: dict, records: list[dict], path: Path) -> dict:
+    """Label noise (analysis/noise.py): the corrupted examples' accuracy over training, the neurons'
+    IPR, and the accuracies after pruning the lowest-IPR / random / highest-IPR neurons."""
+    plt = pyplot()
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.4))
+    for key, label, color in (("train_noisy_acc", "corrupted examples, given labels", "crimson"),
+                              ("train_noisy_true_acc", "corrupted examples, true labels", "tab:green"),
+                              ("test_acc", "test", "tab:blue")):
+        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None and r["step"] > 0]
+        if pts:
+            a1.plot(*zip(*pts), label=label, color=color, lw=1.4)
+    a1.set_xscale("log")
+    a1.set_ylim(-0.02, 1.02)
+    a1.set_xlabel("step")
+    a1.set_ylabel("accuracy")
+    a1.legend(fontsize=7)
+    a2.hist(result["ipr"], bins=30, color="tab:gray")
+    a2.set_xlabel("neuron IPR (Fourier spectrum of input weights)")
+    a2.set_ylabel("neurons")
+    fr = [r["fraction"] for r in result["prune"]]
+    for order, ls in (("low_ipr", "-"), ("random", ":"), ("high_ipr", "--")):
+        a3.plot(fr, [r[order]["train_noisy"] for r in result["prune"]], ls=ls, color="crimson",
+                label=f"corrupted labels kept ({order.replace('_', ' ')} first)")
+        a3.plot(fr, [r[order]["test"] for r in result["prune"]], ls=ls, color="tab:blue",
+                label=f"test ({order.replace('_', ' ')} first)")
+    a3.set_xlabel("fraction of neurons pruned")
+    a3.set_ylabel("accuracy")
+    a3.set_ylim(-0.02, 1.02)
+    a3.legend(fontsize=6)
+    fig.tight_layout()
+    return _entry(
+        save_png(fig, plt, path),
+        "fig-label-noise",
+        "Label noise: accuracy of the corrupted training examples on the labels they were given and "
+        "on their true labels, with test accuracy; the neurons' IPR; pruning the lowest-IPR "
+        "(memorizing) neurons first (solid) against random (dotted) and highest-IPR (dashed) ones.",
+    )
+
+
 def attention(att: torch.Tensor, path: Path) -> dict:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))

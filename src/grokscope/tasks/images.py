@@ -5,7 +5,8 @@ nothing is downloaded), split by class so every digit keeps its share of the tra
 
 Pixels are scaled to [0, 1] (the data set's 0..16 divided by 16); inputs are (n, 1, 8, 8).
 `task.label_noise` replaces that fraction of the training labels by random wrong ones (seeded) and
-adds a `train_clean` split with the true labels, as for the tables.
+adds the splits `train_clean` (true labels), `train_noisy` and `train_noisy_true` (the corrupted
+images with their given and their true labels), as for the tables.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from grokscope.errors import ConfigError
 from grokscope.tasks.image_measures import RobustnessOptions, check_robustness_options, image_task
-from grokscope.tasks.table import apply_label_noise
+from grokscope.tasks.table import apply_label_noise, noise_splits
 from grokscope.tasks.task import Split, Task
 
 N_DIGITS = 1797
@@ -99,8 +100,8 @@ def build_digits(cfg) -> Task:
         noisy, flipped = apply_label_noise(train_labels, N_CLASSES, cfg.task.label_noise,
                                            cfg.effective_split_seed)
         n_noisy = int(flipped.sum())
-        splits = {"train": Split(images[train_idx], noisy), "train_clean": splits["train"],
-                  "test": splits["test"]}
+        splits = {"train": Split(images[train_idx], noisy),
+                  **noise_splits(images[train_idx], noisy, train_labels, flipped), "test": splits["test"]}
     meta = {"kind": "digits", "source": "sklearn.datasets.load_digits", "image_shape": [1, 8, 8],
             "n_train": n_train, "n_test": len(test_idx), "n_noisy": n_noisy,
             "train_class_counts": torch.bincount(train_labels, minlength=N_CLASSES).tolist()}

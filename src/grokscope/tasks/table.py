@@ -65,7 +65,7 @@ def table_task(kind: str, op: str, n_values: int, x: torch.Tensor, y: torch.Tens
     x4 = torch.stack([x, torch.full_like(x, n_values), y, torch.full_like(x, n_values + 1)], dim=1)  # (N, 4)
     splits = {"train": Split(x4[train_idx], train_labels), "test": Split(x4[test_idx], z[test_idx])}
     if bool(noisy.any()):
-        splits["train_clean"] = Split(x4[train_idx], z[train_idx])
+        splits.update(noise_splits(x4[train_idx], train_labels, z[train_idx], noisy))
     return TableTask(kind=kind, splits=splits, input_kind="tokens", input_shape=(4,), n_classes=n_values,
                      vocab_size=n_values + 2, answer_position=-1, read_positions=(0, 2), read_vocab=n_values,
                      meta=meta, op=op, n_values=n_values, x=x, y=y, z=z, train_idx=train_idx,
@@ -105,6 +105,16 @@ def apply_label_noise(
     out[where] = (labels[where] + shift) % n_values
     noisy[where] = True
     return out, noisy
+
+
+def noise_splits(inputs: torch.Tensor, given: torch.Tensor, true: torch.Tensor,
+                 noisy: torch.Tensor) -> dict:
+    """The splits a run with label noise adds to its training split (same inputs): `train_clean`
+    (every training example with its true label), `train_noisy` (the corrupted examples with the
+    labels they were given: memorizing the noise) and `train_noisy_true` (the same examples with
+    their true labels: the rule winning over the noise), after Doshi et al. 2023."""
+    return {"train_clean": Split(inputs, true), "train_noisy": Split(inputs[noisy], given[noisy]),
+            "train_noisy_true": Split(inputs[noisy], true[noisy])}
 
 
 def make_task(
