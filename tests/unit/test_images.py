@@ -53,6 +53,8 @@ def test_label_noise_flips_that_many_labels_to_other_classes_and_keeps_a_clean_s
     noisy, clean = t.splits["train"].targets, t.splits["train_clean"].targets
     assert torch.equal(t.splits["train"].inputs, t.splits["train_clean"].inputs)
     assert int((noisy != clean).sum()) == t.meta["n_noisy"] == 100
+    given, true = t.splits["train_noisy"].targets, t.splits["train_noisy_true"].targets
+    assert len(given) == 100 and bool((given != true).all())  # the corrupted images, both labels
     out, flipped = apply_label_noise(torch.arange(10).repeat(10), 10, 0.5, 0)
     assert int(flipped.sum()) == 50 and int((out != torch.arange(10).repeat(10)).sum()) == 50
 
