@@ -189,6 +189,10 @@ def show_sweep(path: str, *, gap: int | None = None) -> int:
     print(f"axes    {axes}; seeds {seeds if seeds else [base.get('seed', 0)]}")
     print(f"runs    {summary_line(rows)}\n")
     print(text_table(meta, rows))
+    from grokscope.sweep.critical import critical_sizes, describe
+
+    for entry in critical_sizes(meta, rows):
+        print("\n" + describe(entry))
     return 0
 
 

@@ -337,8 +337,11 @@ def write_sweep_report(path: str | os.PathLike, *, x: str | None = None, y: str 
                "split): median over seeds with the interquartile range; a seed that never generalized "
                "counts as never."),
     ]
+    from grokscope.sweep.critical import critical_sizes, describe
+
+    critical = [describe(e) for e in critical_sizes(meta, rows)]
     return write_page(
-        path / "report.html", "sweep.html.j2",
+        path / "report.html", "sweep.html.j2", critical=critical,
         title=title, location=str(path), summary=summary_line(rows),
         axes=" × ".join(f"{a} ({len(v)})" for a, v in meta["axes"].items()) or "no axes",
         n_seeds=len(seeds) if seeds else 1, figures=figures, cell_head=head, cells=cells,
