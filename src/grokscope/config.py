@@ -47,6 +47,10 @@ class TaskConfig:
     """Seed of the train/test split; None uses the run's seed."""
     label_noise: float = 0.0
     """Fraction of training labels replaced by random wrong labels."""
+    skew: float = 0.0
+    """Biased data (table tasks): the training pairs are drawn with probability proportional to
+    ((x+1)(y+1))^-skew, so small operands are over-represented in training and large ones are
+    mostly in the test split; 0 draws them uniformly."""
     augment: Literal["none", "commutative"] = "none"
     """'commutative' adds the swapped pair (y, x) of every training pair (commutative ops only);
     the effective train fraction grows (0.3 -> ~0.51), recorded in summary.json's task."""

@@ -315,6 +315,9 @@ _GOOD = dict(kind="modular", op="x+y", p=97, n=5, train_fraction=0.5, label_nois
         ({"label_noise": -0.1}, r"^task\.label_noise: must be in \[0, 1\), got -0\.1$"),
         ({"label_noise": 1.0}, r"^task\.label_noise: "),
         ({"label_noise": False}, r"^task\.label_noise: "),
+        ({"skew": -1}, r"^task\.skew: must be in \[0, 4\], got -1$"),
+        ({"skew": 5.0}, r"^task\.skew: "),
+        ({"skew": float("nan")}, r"^task\.skew: "),
     ],
 )  # fmt: skip
 def test_validation_errors(changes, match):
@@ -337,3 +340,38 @@ def test_valid_arguments_pass():
     assert validate_task(**_GOOD) is None
     validate_task("permutation", "x*y*x^-1", 97, 6, 0.9, 0.5)
     validate_task("modular", "x/y", 9973, 5, 0.5, 0)  # largest prime <= 10000
+
+
+# ---------------------------------------------------------------- biased data (task.skew)
+
+
+def test_skew_over_represents_small_operands_deterministically():
+    plain = build_task("modular", "x+y", p=31, train_fraction=0.5, split_seed=3)
+    assert "skew" not in plain.meta  # skew 0: the uniform split, unchanged
+    assert torch.equal(plain.train_idx, build_task("modular", "x+y", p=31, train_fraction=0.5, split_seed=3,
+                                                   skew=0.0).train_idx)
+    shares = []
+    for s in (0.5, 1.0, 2.0):
+        t = build_task("modular", "x+y", p=31, train_fraction=0.5, split_seed=3, skew=s)
+        again = build_task("modular", "x+y", p=31, train_fraction=0.5, split_seed=3, skew=s)
+        assert torch.equal(t.train_idx, again.train_idx) and t.meta["n_train"] == plain.meta["n_train"]
+        assert sorted(t.train_idx.tolist() + t.test_idx.tolist()) == list(range(31 * 31))
+        shares.append(t.meta["train_small_share"])
+        small = (t.x[t.train_idx] < 15.5) & (t.y[t.train_idx] < 15.5)
+        assert t.meta["train_small_share"] == round(float(small.double().mean()), 4)
+    uniform = float(((plain.x[plain.train_idx] < 15.5) & (plain.y[plain.train_idx] < 15.5)).double().mean())
+    assert uniform < 0.3 < shares[0] < shares[1] < shares[2]
+
+
+def test_skew_with_augmentation_is_refused():
+    from grokscope.config import RunConfig, TaskConfig, validate
+
+    with pytest.raises(ConfigError, match="task.skew: draws the training pairs itself"):
+        validate(RunConfig(task=TaskConfig(skew=1.0, augment="commutative")))
+
+
+def test_skew_on_a_kind_without_it_is_refused():
+    from grokscope.config import RunConfig, TaskConfig, validate
+
+    with pytest.raises(ConfigError, match="task.skew: only the table tasks .* 'parity' has no skew"):
+        validate(RunConfig(task=TaskConfig(kind="parity", skew=1.0)))

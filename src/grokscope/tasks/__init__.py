@@ -25,6 +25,8 @@ KINDS: tuple[str, ...] = ("modular", "permutation")
 """The built-in table kinds."""
 MAX_P = 10_000
 MIN_N, MAX_N = 3, 6
+MAX_SKEW = 4.0
+"""Largest task.skew: at 4 the training split is nearly all small operands."""
 
 
 def _choices(options: tuple[str, ...]) -> str:
@@ -74,6 +76,7 @@ def validate_task(
     n: object,
     train_fraction: object,
     label_noise: object,
+    skew: object = 0.0,
 ) -> None:
     """Raise `ConfigError` naming the first invalid field; return None when all are valid.
 
@@ -92,6 +95,8 @@ def validate_task(
         raise ConfigError(f"task.train_fraction: must be in (0, 1), got {train_fraction!r}")
     if not _is_real(label_noise) or not 0 <= label_noise < 1:
         raise ConfigError(f"task.label_noise: must be in [0, 1), got {label_noise!r}")
+    if not _is_real(skew) or not 0 <= skew <= MAX_SKEW:
+        raise ConfigError(f"task.skew: must be in [0, {MAX_SKEW:g}], got {skew!r}")
 
 
 def build_task(
@@ -103,12 +108,14 @@ def build_task(
     train_fraction: float = 0.5,
     split_seed: int = 0,
     label_noise: float = 0.0,
+    skew: float = 0.0,
 ) -> TableTask:
-    """Build the full table for ``op``, split it with ``split_seed`` and add label noise.
+    """Build the full table for ``op``, split it with ``split_seed`` (pairs weighted by
+    ((x+1)(y+1))^-skew) and add label noise.
 
     Raises `ConfigError` for invalid arguments (see `validate_task`).
     """
-    validate_task(kind, op, p, n, train_fraction, label_noise)
+    validate_task(kind, op, p, n, train_fraction, label_noise, skew)
     if not _is_int(split_seed):
         raise ConfigError(f"task.split_seed: must be an integer, got {split_seed!r}")
     if kind == "modular":
@@ -126,6 +133,7 @@ def build_task(
         train_fraction=float(train_fraction),
         split_seed=split_seed,
         label_noise=float(label_noise),
+        skew=float(skew),
         meta=meta,
     )
 
@@ -144,6 +152,9 @@ def validate_task_config(cfg) -> None:
     fields); raises ConfigError naming the field."""
     kind = get_task_kind(cfg.task.kind)
     _check_common(cfg.task)
+    if cfg.task.skew != 0 and "skew" not in kind.fields:
+        raise ConfigError(f"task.skew: only the table tasks draw skewed training pairs; task kind "
+                          f"{kind.name!r} has no skew, use 0")
     if kind.validate is not None:
         kind.validate(cfg)
 
@@ -160,7 +171,9 @@ def task_from_config(cfg) -> Task:
 
 def _validate_table(cfg) -> None:
     t = cfg.task
-    validate_task(t.kind, t.op, t.p, t.n, t.train_fraction, t.label_noise)
+    validate_task(t.kind, t.op, t.p, t.n, t.train_fraction, t.label_noise, t.skew)
+    if t.skew and t.augment != "none":
+        raise ConfigError("task.skew: draws the training pairs itself; use it with task.augment none")
 
 
 def _build_table(cfg) -> TableTask:
@@ -168,7 +181,7 @@ def _build_table(cfg) -> TableTask:
     task.augment asks for it, commutative augmentation."""
     t = cfg.task
     task = build_task(t.kind, t.op, p=t.p, n=t.n, train_fraction=t.train_fraction,
-                      split_seed=cfg.effective_split_seed, label_noise=t.label_noise)
+                      split_seed=cfg.effective_split_seed, label_noise=t.label_noise, skew=t.skew)
     if t.augment == "commutative":
         from grokscope.tasks.augment import augment_commutative
 
@@ -177,10 +190,10 @@ def _build_table(cfg) -> TableTask:
 
 
 register_task("modular", _build_table, validate=_validate_table,
-              fields=("op", "p", "train_fraction", "label_noise", "augment"),
+              fields=("op", "p", "train_fraction", "label_noise", "skew", "augment"),
               doc="Binary operation tables on Z_p (Power et al. 2022): tokens [x, op, y, =] -> x op y.")
 register_task("permutation", _build_table, validate=_validate_table,
-              fields=("op", "n", "train_fraction", "label_noise", "augment"),
+              fields=("op", "n", "train_fraction", "label_noise", "skew", "augment"),
               doc="Binary operation tables on the symmetric group S_n.")
 
 from grokscope.tasks.images import DigitsOptions, build_digits, validate_digits  # noqa: E402

@@ -73,12 +73,16 @@ def table_task(kind: str, op: str, n_values: int, x: torch.Tensor, y: torch.Tens
 
 
 def _split(
-    n_table: int, train_fraction: float, split_seed: int
+    n_table: int, train_fraction: float, split_seed: int, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random train/test split of ``n_table`` rows; returns sorted (train_idx, test_idx)."""
+    """Random train/test split of ``n_table`` rows; returns sorted (train_idx, test_idx). With
+    `weights` (n_table,), rows enter the training split drawn without replacement in proportion."""
     n_train = min(max(round(train_fraction * n_table), 1), n_table - 1)
     g = torch.Generator().manual_seed(split_seed)
-    perm = torch.randperm(n_table, generator=g)  # (N,)
+    if weights is None:
+        perm = torch.randperm(n_table, generator=g)  # (N,)
+    else:  # a weighted draw of every row without replacement: the order of entry
+        perm = torch.multinomial(weights, n_table, replacement=False, generator=g)  # (N,)
     train_idx, _ = torch.sort(perm[:n_train])
     test_idx, _ = torch.sort(perm[n_train:])
     return train_idx, test_idx
@@ -127,10 +131,13 @@ def make_task(
     split_seed: int,
     label_noise: float,
     meta: dict,
+    skew: float = 0.0,
 ) -> TableTask:
-    """Split a built ``(x, y, z)`` table, add label noise and wrap everything in a `Task`."""
+    """Split a built ``(x, y, z)`` table (pairs weighted by ((x+1)(y+1))^-skew when skew > 0), add
+    label noise and wrap everything in a `Task`."""
     x, y, z = table
-    train_idx, test_idx = _split(z.numel(), train_fraction, split_seed)
+    weights = ((x + 1.0) * (y + 1.0)).double() ** -skew if skew else None
+    train_idx, test_idx = _split(z.numel(), train_fraction, split_seed, weights)
     train_labels, noisy = apply_label_noise(z[train_idx], n_values, label_noise, split_seed)
     meta = {
         "kind": kind,
@@ -141,4 +148,7 @@ def make_task(
         "n_table": int(z.numel()),
         "n_noisy": int(noisy.sum()),
     }
+    if skew:  # how biased the training split came out: both operands in the lower half
+        small = (x[train_idx] < n_values / 2) & (y[train_idx] < n_values / 2)
+        meta.update(skew=skew, train_small_share=round(float(small.double().mean()), 4))
     return table_task(kind, op, n_values, x, y, z, train_idx, test_idx, train_labels, noisy, meta)
