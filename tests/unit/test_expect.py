@@ -61,7 +61,7 @@ def test_presets_carry_expectations_that_are_described_and_listed(capsys):
 
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
-    assert "expects: outcome grokking; memorized at 40-150" in out
+    assert "expects: outcome grokking or comprehension; memorized at 40-150" in out
 
 
 def test_other_metrics_are_read_from_the_summary_or_the_last_record():

@@ -11,8 +11,8 @@ from grokscope.presets.registry import preset
 
 @preset(expect=Expect(
     source="measured here: seeds 0-2 on two 2-core CPUs, 1 thread (the docstring's numbers)",
-    outcome=("grokking",), memorized=(40, 150), generalized=(1000, 3500), delay_ratio=(10, 60),
-    final_acc=(0.97, 1.0), seconds=40))
+    outcome=("grokking", "comprehension"), memorized=(40, 150), generalized=(1000, 3500),
+    delay_ratio=(10, 60), final_acc=(0.97, 1.0), seconds=40))
 def demo() -> RunConfig:
     """Fast grokking on a laptop CPU: x+y mod 31, 50% train, 1-layer transformer (d_model 64).
 
@@ -21,7 +21,10 @@ def demo() -> RunConfig:
     0.2-0.5, then test reaches 0.99 at step 2,700 / 1,400 / 2,200 for seeds 0 / 1 / 2 (to within
     50; delay ratio 40x / 21x / 32x; outcome grokking); 30-45 s of training. Test accuracy sits
     one or two test pairs under 0.99 for hundreds of steps, so the crossing moves with the CPU's
-    float rounding: another 2-core CPU gave 1,550 / 1,300 / 1,585 for the same seeds.
+    float rounding: another 2-core CPU gave 1,550 / 1,300 / 1,585 for the same seeds. There seed
+    1's test accuracy reaches 0.9 at step 1,050, 990 steps after train accuracy: under Liu et al.'s
+    1,000-step gap, so its outcome class reads comprehension although its delay ratio is 19; the
+    expectation allows both classes and holds the delay ratio to 10-60.
     """
     return RunConfig(
         name="demo",
