@@ -115,6 +115,8 @@ def reproduce(names: list[str], out: str | os.PathLike, *, seeds: int | None = N
             with ex:
                 result = run_sweep(spec, path, ex, runs=runs, log=lambda m: log("    " + m))
             interrupted |= result.interrupted
+        if e.card and not interrupted:
+            _analyze_missing(path, runs, log)
         write(out)
         if interrupted:
             break
@@ -123,6 +125,19 @@ def reproduce(names: list[str], out: str | os.PathLike, *, seeds: int | None = N
     missing = [n for n in names if not any(r["preset"] == n for r in rows)]
     return {**summary, "runs": rows, "selected": list(names), "interrupted": interrupted,
             "ok": not interrupted and not missing and all(r["ok"] for r in rows)}
+
+
+def _analyze_missing(path: Path, runs: list, log: Callable[[str], None]) -> None:
+    """Run `grokscope analyze` (5 checkpoints) on the finished runs that have no analysis yet: the
+    expectation states facts of it."""
+    from grokscope.analysis.run import analyze
+    from grokscope.sweep.runner import is_finished
+
+    for r in runs:
+        d = path / "runs" / r.name
+        if is_finished(d) and not RunDir(d).analysis.is_file():
+            log(f"    analyzing {r.name} ...")
+            analyze(d, max_checkpoints=5)
 
 
 # ------------------------------------------------------------------------------ checking runs
@@ -148,7 +163,8 @@ def collect(out: str | os.PathLike) -> list[dict]:
             rd = RunDir(d)
             summary = json.loads(rd.summary.read_text())
             records = rd.read_metrics()
-            checks = check(e, summary, records[-1] if records else None)
+            analysis = json.loads(rd.analysis.read_text()) if rd.analysis.is_file() else None
+            checks = check(e, summary, records[-1] if records else None, analysis)
             if summary.get("status") != "completed":
                 checks.insert(0, {"check": "status", "expected": "completed",
                                   "measured": summary.get("status"), "ok": False})

@@ -39,12 +39,17 @@ def test_a_wrong_expectation_fails_then_the_right_one_passes_without_training(tm
     assert json.loads((out / "reproduce.json").read_text())["runs"][0]["ok"]
 
 
-def test_reproduce_trains_with_the_expectations_overrides(tmp_path, monkeypatch):
-    e = replace(EXPECTATIONS["speedrun"], overrides={"train.stop_after": 25})
+def test_reproduce_trains_with_the_overrides_and_checks_facts_of_an_analysis_it_runs(tmp_path, monkeypatch):
+    e = replace(EXPECTATIONS["speedrun"], overrides={"train.stop_after": 25}, card=(("key_frequencies", 0, 48),))
     monkeypatch.setitem(EXPECTATIONS, "speedrun", e)
     assert main(["reproduce", "speedrun", "--seeds", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 0
-    cfg = json.loads((tmp_path / "r" / "speedrun" / "runs" / "seed-0" / "config.json").read_text())
+    run = tmp_path / "r" / "speedrun" / "runs" / "seed-0"
+    cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["stop_after"] == 25 and cfg["seed"] == 0
+    keys = json.loads((run / "analysis.json").read_text())["key_freqs"]
+    (row,) = json.loads((tmp_path / "r" / "reproduce.json").read_text())["runs"]
+    fact = next(c for c in row["checks"] if c["check"] == "analysis key frequencies")
+    assert fact["ok"] and fact["measured"] == len(keys)
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -80,3 +85,4 @@ def test_quick_selects_the_presets_that_train_in_seconds():
     assert "demo" in quick and "speedrun" in quick and "nanda2023" not in quick
     assert all(EXPECTATIONS[n].seconds <= QUICK_SECONDS for n in quick)
     assert set(select(all_=True)) == set(EXPECTATIONS) and len(EXPECTATIONS) == len(PRESETS)
+

@@ -35,6 +35,7 @@ def test_check_reads_events_at_the_stated_level():
     ({"source": "s", "memorized": (200, 100)}, "memorized"),
     ({"source": "s", "metrics": (("test_ood_acc", 0.5),)}, "metrics"),
     ({"source": "s", "seconds": 0}, "seconds"),
+    ({"source": "s", "card": (("neurons", 1, 2),)}, "card"),
 ])
 def test_bad_expectations_are_refused(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
@@ -72,3 +73,11 @@ def test_other_metrics_are_read_from_the_summary_or_the_last_record():
         ("final test_ood_acc", 0.01, True), ("final test_pgd_acc", 0.9, False)]
     assert not check(e, summary)[1]["ok"]  # a metric the run never logged fails
     assert "final test_ood_acc 0-0.05" in describe(e)
+
+
+def test_card_facts_are_read_from_the_analysis():
+    e = Expect(source="s", card=(("key_frequencies", 3, 6),))
+    (row,) = check(e, _summary(), None, {"key_freqs": [1, 15, 42, 49]})
+    assert (row["check"], row["measured"], row["ok"]) == ("analysis key frequencies", 4, True)
+    assert not check(e, _summary())[0]["ok"]  # not analysed: the fact is missing
+    assert "analysis: key frequencies 3-6" in describe(e)

@@ -69,7 +69,8 @@ def power2022() -> RunConfig:
     source="measured here: seed 0, 2 threads (memorized 158, generalized 7,800); the paper: the "
            "jump during cleanup at ~9.4k-14k",
     outcome=("grokking",), memorized=(80, 400), generalized=(4000, 16000), delay_ratio=(15, 120),
-    final_acc=(0.98, 1.0), seconds=1200, overrides={"train.stop_when": "after_generalization"}))
+    final_acc=(0.98, 1.0), card=(("key_frequencies", 3, 6),), seconds=1200,
+    overrides={"train.stop_when": "after_generalization"}))
 def nanda2023() -> RunConfig:
     """Nanda et al. 2023 (progress measures): x+y mod 113, 30% train, full batch.
 

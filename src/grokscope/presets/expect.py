@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 
 from grokscope.detect import OUTCOMES, THRESHOLDS
 
-__all__ = ["Expect", "check", "describe"]
+__all__ = ["CARD_FACTS", "Expect", "check", "describe"]
+
+CARD_FACTS = {
+    "key_frequencies": lambda a: len(a["key_freqs"]) if isinstance(a.get("key_freqs"), list) else None,
+}
+"""Facts read from a run's analysis.json: {name: analysis -> number or None}."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class Expect:
     """Range of the generalization split's accuracy at the end."""
     metrics: tuple[tuple[str, float, float], ...] = ()
     """Other metrics at the last evaluation, as (name, low, high), e.g. ("test_ood_acc", 0, 0.05)."""
+    card: tuple[tuple[str, float, float], ...] = ()
+    """Facts of the run's analysis (`grokscope analyze`, run by reproduce), as (name, low, high);
+    names: CARD_FACTS (e.g. ("key_frequencies", 3, 6))."""
     seconds: float | None = None
     """Typical training seconds of one run on one CPU thread (reproduce --quick runs the short ones)."""
     overrides: dict = field(default_factory=dict)
@@ -64,6 +72,10 @@ class Expect:
         for m in self.metrics:
             if not (len(m) == 3 and isinstance(m[0], str) and m[1] <= m[2]):
                 raise ValueError(f"metrics: each must be (name, low, high), got {m!r}")
+        for m in self.card:
+            if not (len(m) == 3 and m[0] in CARD_FACTS and m[1] <= m[2]):
+                raise ValueError(f"card: each must be (fact, low, high) with a fact in {sorted(CARD_FACTS)}, "
+                                 f"got {m!r}")
         if self.seconds is not None and not self.seconds > 0:
             raise ValueError(f"seconds: must be > 0, got {self.seconds!r}")
 
@@ -87,6 +99,7 @@ def describe(e: Expect) -> str:
     if e.final_acc:
         parts.append(f"final accuracy {_range(e.final_acc)}")
     parts += [f"final {name} {_range((lo, hi))}" for name, lo, hi in e.metrics]
+    parts += [f"analysis: {name.replace('_', ' ')} {_range((lo, hi))}" for name, lo, hi in e.card]
     if e.seconds is not None:
         parts.append(f"~{e.seconds:g} s")
     if e.overrides:
@@ -98,9 +111,10 @@ def _within(v, r) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and r[0] <= v <= r[1]
 
 
-def check(e: Expect, summary: dict, last: dict | None = None) -> list[dict]:
+def check(e: Expect, summary: dict, last: dict | None = None, analysis: dict | None = None) -> list[dict]:
     """One row per stated quantity of `e` for the run whose summary.json is `summary`; `last` is the
-    run's last metrics record, where `metrics` not in the summary's `final` are read."""
+    run's last metrics record, where `metrics` not in the summary's `final` are read; `analysis` its
+    analysis.json, where the `card` facts are read (a missing analysis fails them)."""
     ev = summary.get("events") or {}
     gen = summary.get("generalization_split", "test")
     mem, reached = ev.get("memorized_step"), ev.get(f"test_{e.level}")
@@ -115,6 +129,9 @@ def check(e: Expect, summary: dict, last: dict | None = None) -> list[dict]:
                   ("delay ratio", ratio, e.delay_ratio), (f"final {gen} accuracy", final, e.final_acc))
     ends = {**(last or {}), **{k: v for k, v in (summary.get("final") or {}).items() if v is not None}}
     quantities += tuple((f"final {name}", ends.get(name), (lo, hi)) for name, lo, hi in e.metrics)
+    for name, lo, hi in e.card:
+        fact = CARD_FACTS[name](analysis) if analysis else None
+        quantities += ((f"analysis {name.replace('_', ' ')}", fact, (lo, hi)),)
     for name, value, r in quantities:
         if r is not None:
             rows.append({"check": name, "expected": _range(r), "measured": value, "ok": _within(value, r)})

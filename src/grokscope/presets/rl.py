@@ -44,7 +44,7 @@ def rl_bandit_supervised() -> RunConfig:
 @preset(expect=Expect(
     source="measured here: python benchmarks/rl.py, seeds 0-2",
     outcome=("grokking",), memorized=(500, 2500), generalized=(1500, 12000), level=0.9,
-    delay_ratio=(1.5, 10), final_acc=(0.95, 1.0), seconds=550))
+    delay_ratio=(1.5, 10), final_acc=(0.95, 1.0), card=(("key_frequencies", 2, 7),), seconds=550))
 def rl_bandit_pg() -> RunConfig:
     """Exact expected-reward policy gradient on the modular bandit: every step ascends
     mean_s sum_a pi(a|s) r(s, a) over all 480 training contexts, every action's reward read from
