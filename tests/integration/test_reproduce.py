@@ -40,7 +40,8 @@ def test_a_wrong_expectation_fails_then_the_right_one_passes_without_training(tm
 
 
 def test_reproduce_trains_with_the_overrides_and_checks_facts_of_an_analysis_it_runs(tmp_path, monkeypatch):
-    e = replace(EXPECTATIONS["speedrun"], overrides={"train.stop_after": 25}, card=(("key_frequencies", 0, 48),))
+    e = replace(EXPECTATIONS["speedrun"], overrides={"train.stop_after": 25},
+                card=(("key_frequencies", 0, 48),))
     monkeypatch.setitem(EXPECTATIONS, "speedrun", e)
     assert main(["reproduce", "speedrun", "--seeds", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 0
     run = tmp_path / "r" / "speedrun" / "runs" / "seed-0"
