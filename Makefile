@@ -1,4 +1,5 @@
-# The README's two commands: `make demo` (install + run the demo) and `make test` (install + tests).
+# The README's two commands: `make demo` (install + run the demo) and `make test` (install + tests +
+# `grokscope reproduce --quick`).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,8 +28,10 @@ dev: $(VENV)/.installed-dev
 demo: install
 	$(VENV)/bin/grokscope train --preset demo
 
+# the suite, then the presets that train in seconds must still do what they claim (one seed each)
 test: dev
 	$(PY) -m pytest -q
+	$(VENV)/bin/grokscope reproduce --quick --quiet --out "$$(mktemp -d)/reproduce"
 
 lint: dev
 	$(VENV)/bin/ruff check src tests benchmarks
