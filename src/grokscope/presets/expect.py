@@ -25,10 +25,24 @@ from grokscope.detect import OUTCOMES, THRESHOLDS
 
 __all__ = ["CARD_FACTS", "Expect", "check", "describe"]
 
+def _pruned(what: str, fraction: float = 0.3):
+    """The label-noise analysis's accuracy `what` after pruning `fraction` of the lowest-IPR neurons."""
+    def read(a: dict):
+        rows = (a.get("noise") or {}).get("prune") or []
+        return next((r["low_ipr"][what] for r in rows if abs(r["fraction"] - fraction) < 1e-9), None)
+    return read
+
+
 CARD_FACTS = {
     "key_frequencies": lambda a: len(a["key_freqs"]) if isinstance(a.get("key_freqs"), list) else None,
+    "noise_peak_acc": lambda a: ((a.get("noise") or {}).get("curves") or {}).get("peak_noisy_acc"),
+    "noise_pruned_kept": _pruned("train_noisy"),
+    "noise_pruned_test": _pruned("test"),
 }
-"""Facts read from a run's analysis.json: {name: analysis -> number or None}."""
+"""Facts read from a run's analysis.json: {name: analysis -> number or None}. The noise_* facts come
+from the label-noise analysis (analysis/noise.py): the highest accuracy on the corrupted labels
+during training, and the corrupted labels kept / the test accuracy after pruning the 30% of the
+neurons with the lowest IPR."""
 
 
 @dataclass(frozen=True)
