@@ -28,10 +28,11 @@ def run_cli(capsys, *argv):
 def test_top_level_help_lists_every_command(capsys):
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0 and out.startswith("usage: grokscope")
-    for name in ("train", "resume", "show", "report", "compare", "analyze", "sweep", "reproduce", "presets"):
+    for name in ("train", "resume", "show", "report", "compare", "analyze", "sweep", "reproduce", "predict",
+                 "presets"):
         assert re.search(rf"\b{name}\b", out), name
     assert list(COMMANDS) == ["train", "resume", "show", "report", "compare", "analyze", "sweep", "reproduce",
-                             "presets"]
+                             "predict", "presets"]
 
 
 def test_no_command_prints_usage_and_exits_2(capsys):
