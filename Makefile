@@ -30,7 +30,7 @@ demo: install
 
 # the suite, then the presets that train in seconds must still do what they claim (one seed each)
 test: dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 	$(VENV)/bin/grokscope reproduce --quick --quiet --out "$$(mktemp -d)/reproduce"
 
 lint: dev
