@@ -11,17 +11,14 @@ import sys
 
 from grokscope.cli.errors import UsageError
 from grokscope.cli.parsing import Parsed, int_option
-from grokscope.cli.sweep import INTERRUPTED, _slurm_params
+from grokscope.cli.sweep import INTERRUPTED, _slurm_params, check_executor_options
 
 
 def cmd_reproduce(parsed: Parsed) -> int:
     from grokscope.reproduce import reproduce, select, text_table
 
     c = parsed.command
-    if c.address is not None and c.executor != "ray":
-        raise UsageError("address: only for --executor ray")
-    if c.slurm and c.executor != "slurm":
-        raise UsageError("slurm: only for --executor slurm")
+    check_executor_options(c)
     if not c.out.strip():
         raise UsageError("out: must be a directory path, got ''")
     seeds = int_option(c.seeds, "seeds", 1)

@@ -34,6 +34,14 @@ def _slurm_params(items: tuple[str, ...]) -> dict:
     return out
 
 
+def check_executor_options(c) -> None:
+    """--address goes with --executor ray, --slurm with --executor slurm (UsageError otherwise)."""
+    if c.address is not None and c.executor != "ray":
+        raise UsageError("address: only for --executor ray")
+    if c.slurm and c.executor != "slurm":
+        raise UsageError("slurm: only for --executor slurm")
+
+
 def _axes(items: tuple[str, ...]) -> list:
     from grokscope.sweep.spec import parse_axis
 
@@ -81,10 +89,7 @@ def _sweep(parsed: Parsed) -> int:
     from grokscope.sweep.spec import MAX_RUNS
 
     c = parsed.command
-    if c.address is not None and c.executor != "ray":
-        raise UsageError("address: only for --executor ray")
-    if c.slurm and c.executor != "slurm":
-        raise UsageError("slurm: only for --executor slurm")
+    check_executor_options(c)
     workers, pack = int_option(c.workers, "workers", 1), int_option(c.pack, "pack", 1)
     retries = int_option(c.max_retries, "max_retries", 0)
     max_runs = int_option(c.max_runs, "max_runs", 1) or MAX_RUNS
