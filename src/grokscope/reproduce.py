@@ -102,7 +102,7 @@ def reproduce(names: list[str], out: str | os.PathLike, *, seeds: int | None = N
         runs = spec.expand()
         check_out(out / name, runs)
         plans.append((name, spec, runs))
-    interrupted = False
+    interrupted, summary = False, None
     for i, (name, spec, runs) in enumerate(plans, 1):
         path = out / name
         todo = sum(1 for r in runs if not is_finished(path / "runs" / r.name))
@@ -117,14 +117,14 @@ def reproduce(names: list[str], out: str | os.PathLike, *, seeds: int | None = N
             interrupted |= result.interrupted
         if e.card and not interrupted:
             _analyze_missing(path, runs, log)
-        write(out)
+        summary = write(out)
         if interrupted:
             break
-    summary = write(out)
-    rows = [r for r in summary["runs"] if r["preset"] in names]
-    missing = [n for n in names if not any(r["preset"] == n for r in rows)]
+    wanted = {str(out / name / "runs" / r.name) for name, _, runs in plans for r in runs}
+    rows = [r for r in summary["runs"] if r["run_dir"] in wanted]  # this command's runs only
     return {**summary, "runs": rows, "selected": list(names), "interrupted": interrupted,
-            "ok": not interrupted and not missing and all(r["ok"] for r in rows)}
+            "missing": sorted(wanted - {r["run_dir"] for r in rows}),
+            "ok": not interrupted and len(rows) == len(wanted) and all(r["ok"] for r in rows)}
 
 
 def _analyze_missing(path: Path, runs: list, log: Callable[[str], None]) -> None:
@@ -137,7 +137,10 @@ def _analyze_missing(path: Path, runs: list, log: Callable[[str], None]) -> None
         d = path / "runs" / r.name
         if is_finished(d) and not RunDir(d).analysis.is_file():
             log(f"    analyzing {r.name} ...")
-            analyze(d, max_checkpoints=5)
+            try:
+                analyze(d, max_checkpoints=5)
+            except ConfigError as e:  # the facts then fail as missing, with the reason logged
+                log(f"    {r.name}: not analysed: {e}")
 
 
 # ------------------------------------------------------------------------------ checking runs

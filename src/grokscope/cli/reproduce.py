@@ -35,6 +35,8 @@ def cmd_reproduce(parsed: Parsed) -> int:
     print(text_table(rows))
     passed = sum(r["ok"] for r in rows)
     print(f"\n{passed} of {len(rows)} runs pass; tables: {c.out}/reproduce.md, {c.out}/reproduce.html")
+    if result["missing"] and not result["interrupted"]:
+        print(f"{len(result['missing'])} runs did not finish (FAIL): " + ", ".join(result["missing"][:3]))
     if result["interrupted"]:
         print(INTERRUPTED)
         return 130
