@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grokscope.errors import ConfigError
+from grokscope.presets.expect import row_text
 from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
 
 __all__ = ["QUICK_SECONDS", "collect", "default_seeds", "reproduce", "select", "text_table"]
@@ -217,19 +218,6 @@ def _per_preset(rows: list[dict]) -> dict:
 # ----------------------------------------------------------------------------------- tables
 
 
-def _num(v) -> str:
-    if v is None:
-        return "never"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}"
-    return f"{int(v):,}" if isinstance(v, (int, float)) else str(v)
-
-
-def cell(c: dict, *, mark: bool = True) -> str:
-    """'2,700 [1,000-3,500]' with a ✗ when out of range."""
-    return f"{_num(c['measured'])} [{c['expected']}]" + ("" if c["ok"] or not mark else " ✗")
-
-
 def text_table(rows: list[dict]) -> str:
     """One line per run: preset, seed, PASS/FAIL, each check measured [expected], seconds."""
     if not rows:
@@ -237,7 +225,7 @@ def text_table(rows: list[dict]) -> str:
     w = max(len(r["preset"]) for r in rows)
     lines = []
     for r in rows:
-        checks = "; ".join(f"{c['check']} {cell(c)}" for c in r["checks"])
+        checks = "; ".join(f"{c['check']} {row_text(c)}" for c in r["checks"])
         secs = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
         verdict = "PASS" if r["ok"] else "FAIL"
         lines.append(f"{r['preset']:<{w}}  seed {r['seed']}  {verdict}  {checks}; {secs}")
@@ -256,15 +244,15 @@ def markdown_table(rows: list[dict]) -> str:
         final = next((c for k, c in by.items() if k.startswith("final ") and k.endswith(" accuracy")), None)
         known = {"outcome", "memorized step", "delay ratio", "status"}
         known |= {c["check"] for c in (gen, final) if c}
-        other = "; ".join(f"{k} {cell(c)}" for k, c in by.items() if k not in known)
+        other = "; ".join(f"{k} {row_text(c)}" for k, c in by.items() if k not in known)
         outcome = by.get("outcome")
         cells = [r["preset"], str(r["seed"]),
                  (f"{outcome['measured']} [{outcome['expected']}]" + ("" if outcome["ok"] else " ✗"))
                  if outcome else (r.get("phase") or "-"),
-                 *(cell(by[k]) if k in by else "-" for k in ("memorized step",)),
-                 (f"{gen['check'].rsplit(' ', 2)[-2]}: " + cell(gen)) if gen else "-",
-                 cell(by["delay ratio"]) if "delay ratio" in by else "-",
-                 cell(final) if final else "-", other or "-",
+                 *(row_text(by[k]) if k in by else "-" for k in ("memorized step",)),
+                 (f"{gen['check'].rsplit(' ', 2)[-2]}: " + row_text(gen)) if gen else "-",
+                 row_text(by["delay ratio"]) if "delay ratio" in by else "-",
+                 row_text(final) if final else "-", other or "-",
                  f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-",
                  "PASS" if r["ok"] else "**FAIL**"]
         lines.append("| " + " | ".join(cells) + " |")

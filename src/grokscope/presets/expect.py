@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from grokscope.detect import OUTCOMES, THRESHOLDS
 
-__all__ = ["CARD_FACTS", "Expect", "check", "describe"]
+__all__ = ["CARD_FACTS", "Expect", "check", "describe", "row_text"]
 
 def _pruned(what: str, fraction: float = 0.3):
     """The label-noise analysis's accuracy `what` after pruning `fraction` of the lowest-IPR neurons."""
@@ -150,3 +150,16 @@ def check(e: Expect, summary: dict, last: dict | None = None, analysis: dict | N
         if r is not None:
             rows.append({"check": name, "expected": _range(r), "measured": value, "ok": _within(value, r)})
     return rows
+
+
+def _num(v) -> str:
+    if v is None:
+        return "never"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}"
+    return f"{int(v):,}" if isinstance(v, (int, float)) else str(v)
+
+
+def row_text(c: dict) -> str:
+    """A check row as '2,700 [1,000-3,500]', with a ✗ when out of range."""
+    return f"{_num(c['measured'])} [{c['expected']}]" + ("" if c["ok"] else " ✗")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from grokscope.presets.expect import row_text
 from grokscope.report.htmlkit import figure, write_page
 from grokscope.tracking.rundir import RunDir
 
@@ -29,13 +30,11 @@ def _curves(png: Path, rows: list[dict]) -> Path | None:
 
 def write_reproduce_report(out: str | os.PathLike, data: dict) -> Path:
     """Write OUT/reproduce.html from reproduce.json's content `data`; returns its path."""
-    from grokscope.reproduce import cell
-
     out = Path(out)
     rows = data["runs"]
     passed = sum(r["ok"] for r in rows)
     table = [[r["preset"], r["seed"], "PASS" if r["ok"] else "FAIL",
-              "; ".join(f"{c['check']} {cell(c)}" for c in r["checks"]),
+              "; ".join(f"{c['check']} {row_text(c)}" for c in r["checks"]),
               f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "—"] for r in rows]
     sections = []
     for name, p in data["presets"].items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from grokscope.sweep.phases import cell_stats, cell_text, fmt_step
+from grokscope.sweep.cells import cell_stats, cell_text, fmt_step
 
 __all__ = ["DATA_AXES", "critical_sizes", "data_axis", "describe"]
 
