@@ -73,7 +73,7 @@ def test_noise_curves_find_the_peak_of_the_memorized_noise():
     assert noise_curves([{"step": 0, "test_acc": 0.1}]) == {}
 
 
-def test_analyze_adds_the_noise_section_card_lines_and_figure(tmp_path):
+def test_analyze_adds_the_noise_section_card_lines_and_figure(tmp_path, capsys):
     import json
 
     from grokscope import train
@@ -92,3 +92,6 @@ def test_analyze_adds_the_noise_section_card_lines_and_figure(tmp_path):
     assert any(f["id"] == "fig-label-noise" for f in a["figures"])
     assert (run.path / "figures" / "label_noise.png").is_file()
     assert 'id="fig-label-noise"' in (run.path / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["show", str(run.path)]) == 0  # not generalized: show forecasts it
+    assert "P(test acc reaches 0.99 within the 200-step budget) = " in capsys.readouterr().out
