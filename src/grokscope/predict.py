@@ -296,10 +296,11 @@ def _median(v: list[float]) -> float | None:
 def evaluate(model: dict, examples: list[dict], at: tuple[float, ...] = REPORT_AT,
              train_examples: list[dict] | None = None) -> list[dict]:
     """Per cutoff in `at`, over the held-out runs not yet generalized there: n, how many then
-    generalize, ROC-AUC of P, accuracy at P >= 0.5, the median relative error |pred - true| / true
-    of the step (runs that generalize), and the baselines: the majority class (accuracy; AUC 0.5),
-    the generalization accuracy at the cutoff as the score (AUC), and the training runs' median
-    step as the step (relative error)."""
+    generalize, ROC-AUC of P, accuracy at P >= 0.5, the Brier score, the median relative error
+    |pred - true| / true of the step (runs that generalize), and the baselines: the majority class
+    (accuracy; AUC 0.5), the training runs' rate of generalizing as a constant P (Brier), the
+    generalization accuracy at the cutoff as the score (AUC), and the training runs' median step as
+    the step (relative error)."""
     rows = []
     for c in at:
         ex = [e for e in examples if abs(e["cutoff"] - c) < 1e-9 and not e["before"]]
@@ -313,8 +314,10 @@ def evaluate(model: dict, examples: list[dict], at: tuple[float, ...] = REPORT_A
         majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
         errs = [abs(f * e["budget"] - e["step"]) / e["step"]
                 for (_, f), e in zip(scored, ex) if e["grokked"]]
-        base_frac = None
+        base_frac, base_rate = None, None
         if train_examples:
+            at_c = [e for e in train_examples if not e["before"] and abs(e["cutoff"] - c) < 1e-9]
+            base_rate = sum(e["grokked"] for e in at_c) / len(at_c) if at_c else None
             steps = [e["step"] / e["budget"] for e in train_examples if e["grokked"] and not e["before"]
                      and abs(e["cutoff"] - c) < 1e-9]
             base_frac = _median(steps)
@@ -326,5 +329,8 @@ def evaluate(model: dict, examples: list[dict], at: tuple[float, ...] = REPORT_A
             "majority_accuracy": majority,
             "auc_gen_acc": roc_auc([e["x"]["gen_acc"] for e in ex], labels),
             "step_error": _median(errs), "step_error_baseline": _median(base_errs),
+            "brier": sum((q - y) ** 2 for q, y in zip(p, labels)) / len(ex),
+            "brier_baseline": (sum((base_rate - y) ** 2 for y in labels) / len(ex)
+                               if base_rate is not None else None),
         })
     return rows

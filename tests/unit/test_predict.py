@@ -78,6 +78,7 @@ def test_the_fitted_model_separates_held_out_runs_and_dates_them():
     assert at25["n"] > 40 and 0 < at25["generalize"] < at25["n"]
     assert at25["auc"] > 0.9 and at25["accuracy"] > at25["majority_accuracy"]
     assert at25["step_error"] < at25["step_error_baseline"]  # the norm's rate dates the jump
+    assert at25["brier"] < at25["brier_baseline"]
     json.dumps(model)  # plain JSON
 
 

@@ -14,13 +14,14 @@ def _pct(v) -> str:
 def evaluation_table(rows: list[dict]) -> str:
     """The held-out evaluation, one line per cutoff."""
     lines = [f"{'at':>4}  {'runs':>4}  {'gen.':>4}  {'AUC':>5}  {'AUC acc@t':>9}  {'acc':>5}  "
-             f"{'majority':>8}  {'step err':>8}  {'baseline':>8}  already"]
+             f"{'majority':>8}  {'Brier':>5}  {'base':>5}  {'step err':>8}  {'baseline':>8}  already"]
     for r in rows:
         if not r["n"]:
             lines.append(f"{r['cutoff']:>4.0%}  {0:>4}  (every held-out run had generalized: {r['already']})")
             continue
         lines.append(f"{r['cutoff']:>4.0%}  {r['n']:>4}  {r['generalize']:>4}  {_pct(r['auc']):>5}  "
                      f"{_pct(r['auc_gen_acc']):>9}  {r['accuracy']:>5.2f}  {r['majority_accuracy']:>8.2f}  "
+                     f"{_pct(r['brier']):>5}  {_pct(r['brier_baseline']):>5}  "
                      f"{_pct(r['step_error']):>8}  {_pct(r['step_error_baseline']):>8}  {r['already']}")
     return "\n".join(lines)
 
