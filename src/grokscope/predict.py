@@ -10,10 +10,12 @@ A run at step t of a budget of B steps is described by a few numbers read from i
 - the memorization step / B (1 when train accuracy has not reached 0.99 yet), and whether it has
 - the weight norm against its start, log w(t)/w(0), and its trend log w(t)/w(t/2): Omnigrok's
   picture, where generalization waits for the norm to shrink toward the generalizing norm
-- the train loss's roughness: the standard deviation of the step-to-step changes of log train
-  loss over the second half (Notsawo et al. 2023's oscillation signature, read at the evaluations)
 
-A logistic regression on these (standardized, L2-penalized, fitted by Newton's method) gives
+(The train loss's roughness between evaluations, a stand-in for Notsawo et al. 2023's oscillation
+signature, was tried and left out: it added nothing in cross-validation and depends on how densely
+a run is evaluated; docs/predict.md.)
+
+A logistic regression on these (standardized, L2 penalty 10, fitted by Newton's method) gives
 P(the generalization split reaches accuracy 0.99 within the budget); a ridge regression on the
 runs that did gives log(step / B). Both are fitted on the runs of training sweeps, each run
 sampled at several points of its budget (`CUTOFFS`), and evaluated on a separate held-out sweep
@@ -38,7 +40,7 @@ from grokscope.errors import ConfigError
 __all__ = ["CUTOFFS", "FEATURES", "evaluate", "features", "fit", "load_model", "predict_run", "run_examples"]
 
 FEATURES = ("progress", "train_acc", "gen_acc", "gen_best", "gen_rise", "train_loss_trend", "gen_loss_trend",
-            "memorized_at", "memorized", "norm_ratio", "norm_trend", "roughness")
+            "memorized_at", "memorized", "norm_ratio", "norm_trend")
 CUTOFFS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 """Points of the budget at which each training run is sampled."""
 REPORT_AT = (0.1, 0.25, 0.5)
@@ -72,9 +74,6 @@ def features(records: list[dict], budget: int, step: int, split: str = "test") -
     now, half, first = seen[-1], _at(seen, step / 2), seen[0]
     g, gl = f"{split}_acc", f"{split}_loss"
     mem = next((r["step"] for r in seen if (r.get("train_acc") or 0) >= LEVEL), None)
-    lt = [_log(r["train_loss"]) for r in seen if r["step"] >= step / 2 and r.get("train_loss") is not None]
-    diffs = [b - a for a, b in zip(lt, lt[1:])]
-    rough = (sum((d - sum(diffs) / len(diffs)) ** 2 for d in diffs) / len(diffs)) ** 0.5 if diffs else 0.0
     norm = now.get("weight_norm")
     return {
         "progress": step / budget,
@@ -88,7 +87,6 @@ def features(records: list[dict], budget: int, step: int, split: str = "test") -
         "memorized": float(mem is not None),
         "norm_ratio": _log(norm) - _log(first["weight_norm"]) if norm else 0.0,
         "norm_trend": _log(norm) - _log(half["weight_norm"]) if norm else 0.0,
-        "roughness": rough,
     }
 
 
@@ -189,7 +187,12 @@ def _ridge(X, y, l2: float):
     return np.linalg.solve(A.T @ A + np.diag(pen), A.T @ y)
 
 
-def fit(examples: list[dict], *, l2: float = 1.0, source: str = "") -> dict:
+L2 = 10.0
+"""The penalty of both regressions, chosen by 3-fold cross-validation over the seeds of the training
+sweep (1, 3, 10, 30 tried; docs/predict.md)."""
+
+
+def fit(examples: list[dict], *, l2: float = L2, source: str = "") -> dict:
     """The model (plain JSON-able dict) fitted on `run_examples` of training runs. Examples whose
     run had generalized by the cutoff are left out: those are answered from the curve."""
     import numpy as np
