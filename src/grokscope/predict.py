@@ -153,10 +153,10 @@ def sweep_runs(sweeps: list) -> list[str]:
 # ----------------------------------------------------------------------------------- the models
 
 
-def _matrix(examples: list[dict], names=FEATURES):
+def _matrix(examples: list[dict]):
     import numpy as np
 
-    return np.array([[e["x"][n] for n in names] for e in examples], dtype=float)
+    return np.array([[e["x"][n] for n in FEATURES] for e in examples], dtype=float)
 
 
 def _logistic(X, y, l2: float):
