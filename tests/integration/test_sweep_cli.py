@@ -160,6 +160,23 @@ def test_out_must_be_new_or_the_same_sweep(tmp_path, capsys):
     assert _snapshot(out) == before
 
 
+def test_a_run_trained_before_a_config_field_existed_still_resumes_its_sweep(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "sw"
+    assert run_cli(capsys, "sweep", *TINY, "--axis", "model.init_scale=1", "--out", str(out))[0] == 0
+    cfg_file = out / "runs" / "init_scale-1_seed-0" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    del cfg["task"]["skew"]  # as an older grokscope wrote it: the field held its default
+    cfg_file.write_text(json.dumps(cfg))
+    code, text, _ = run_cli(capsys, "sweep", *TINY, "--axis", "model.init_scale=1", "--out", str(out))
+    assert code == 0 and "0 to train" in text
+    cfg["task"]["skew"] = 1.0  # a real difference is still refused
+    cfg_file.write_text(json.dumps(cfg))
+    code, _, err = run_cli(capsys, "sweep", *TINY, "--axis", "model.init_scale=1", "--out", str(out))
+    assert code == 2 and "trained with task.skew=1.0 but the spec now gives 0.0" in err
+
+
 def test_vectorize_is_the_default_on_cuda(tmp_path, capsys, monkeypatch):
     import torch
 

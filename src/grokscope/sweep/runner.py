@@ -237,15 +237,28 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
         if not is_finished(d):
             continue
         try:
-            old = _leaves(json.loads(RunDir(d).config.read_text()))
+            raw = json.loads(RunDir(d).config.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        old = _leaves(_with_defaults(raw))
         new = _leaves(json.loads(json.dumps(to_dict(r.config))))
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key) and key != "config_version":
                 raise ConfigError(f"out: {str(path)!r} holds run {r.name} trained with {key}="
                                   f"{old.get(key)!r} but the spec now gives {new.get(key)!r}; "
                                   "use a new --out for a different sweep")
+
+
+def _with_defaults(raw: dict) -> dict:
+    """A run's config.json with the fields it predates at their defaults (a run trained by an older
+    grokscope has no key for a field added since, which then held its default); as written when
+    it does not read as a config."""
+    from grokscope.config import from_dict
+
+    try:
+        return json.loads(json.dumps(to_dict(from_dict(raw))))
+    except (ConfigError, TypeError, ValueError):
+        return raw
 
 
 def sweep_lock(path: str | os.PathLike, log: Callable[[str], None] = print) -> RunLock:
