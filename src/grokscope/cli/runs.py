@@ -112,9 +112,11 @@ def _forecast_text(records: list[dict], budget, split: str) -> str:
         f = predict_records(load_model(), records, int(budget), split)
     except (ConfigError, TypeError, ValueError, KeyError) as e:
         return f"- ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    from grokscope.cli.predict import when_text
+
     return (f"P({split} acc reaches 0.99 within the {f['budget']:,}-step budget) = {f['p_generalize']:.2f} "
-            f"at step {f['step_now']:,}; if it does, at about step {f['predicted_step']:,} "
-            "(grokscope predict: fitted on demo-preset sweeps, docs/predict.md)")
+            f"at step {f['step_now']:,}; {when_text(f)} (grokscope predict: fitted on demo-preset sweeps, "
+            "docs/predict.md)")
 
 
 def task_text(t: dict) -> str:
