@@ -37,7 +37,8 @@ from pathlib import Path
 
 from grokscope.errors import ConfigError
 
-__all__ = ["CUTOFFS", "FEATURES", "evaluate", "features", "fit", "load_model", "predict_run", "run_examples"]
+__all__ = ["CUTOFFS", "FEATURES", "evaluate", "features", "fit", "forecast_text", "load_model", "predict_run",
+           "run_examples"]
 
 FEATURES = ("progress", "train_acc", "gen_acc", "gen_best", "gen_rise", "train_loss_trend", "gen_loss_trend",
             "memorized_at", "memorized", "norm_ratio", "norm_trend")
@@ -273,6 +274,25 @@ def predict_run(path: str | os.PathLike, model: dict | None = None, step: int | 
     model = load_model() if model is None else model
     forecast = predict_records(model, run["records"], run["budget"], run["split"], step)
     return {**forecast, "split": run["split"]}
+
+
+def when_text(f: dict) -> str:
+    """'if it does, at about step 2,300' (or: past the budget) for a forecast of `predict_records`."""
+    if f["predicted_step"] > f["budget"]:
+        return f"its trend points past the budget (about step {f['predicted_step']:,})"
+    return f"if it does, at about step {f['predicted_step']:,}"
+
+
+def forecast_text(records: list[dict], budget, split: str = "test") -> str:
+    """One line of the early warning with the shipped model, for `grokscope show` and the report;
+    '- (why)' when there is none (no model, too few evaluations, no budget)."""
+    try:
+        f = predict_records(load_model(), records, int(budget), split)
+    except (ConfigError, TypeError, ValueError, KeyError) as e:
+        return f"- ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return (f"P({split} acc reaches 0.99 within the {f['budget']:,}-step budget) = {f['p_generalize']:.2f} "
+            f"at step {f['step_now']:,}; {when_text(f)} (grokscope predict: fitted on demo-preset sweeps, "
+            "docs/predict.md)")
 
 
 # ---------------------------------------------------------------------------------- evaluation

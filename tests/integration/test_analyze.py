@@ -124,3 +124,10 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, grokked):
     assert main(["analyze", str(empty)]) == 2
     assert "no checkpoints" in capsys.readouterr().err
     assert not (empty / "analysis.json").exists() and not (empty / "analysis.jsonl").exists()
+
+
+def test_a_generalized_run_gets_no_forecast(grokked, capsys):
+    assert 'id="forecast"' not in (grokked.path / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["show", str(grokked.path)]) == 0
+    assert "forecast" not in capsys.readouterr().out

@@ -91,7 +91,9 @@ def test_analyze_adds_the_noise_section_card_lines_and_figure(tmp_path, capsys):
     assert any(line.startswith("Corrupted training labels") for line in a["card"]["evidence"])
     assert any(f["id"] == "fig-label-noise" for f in a["figures"])
     assert (run.path / "figures" / "label_noise.png").is_file()
-    assert 'id="fig-label-noise"' in (run.path / "report.html").read_text()
+    html = (run.path / "report.html").read_text()
+    assert 'id="fig-label-noise"' in html
+    assert 'id="forecast"' in html and "within the 200-step budget" in html  # not generalized: forecast
     capsys.readouterr()
     assert main(["show", str(run.path)]) == 0  # not generalized: show forecasts it
     assert "P(test acc reaches 0.99 within the 200-step budget) = " in capsys.readouterr().out

@@ -26,13 +26,6 @@ def evaluation_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def when_text(f: dict) -> str:
-    """'if it does, at about step 2,300' (or: past the budget)."""
-    if f["predicted_step"] > f["budget"]:
-        return f"its trend points past the budget (about step {f['predicted_step']:,})"
-    return f"if it does, at about step {f['predicted_step']:,}"
-
-
 def cmd_predict(parsed: Parsed) -> int:
     from grokscope import predict as P
 
@@ -70,5 +63,5 @@ def cmd_predict(parsed: Parsed) -> int:
             print(f"{run}: {f['split']} accuracy reached 0.99 at step {f['predicted_step']:,} ({where})")
         else:
             print(f"{run}: {where}: P(generalizes within budget) = {f['p_generalize']:.2f}; "
-                  + when_text(f))
+                  + P.when_text(f))
     return 0

@@ -42,6 +42,7 @@ def cmd_show(parsed: Parsed) -> int:
         return show_sweep(c.path, gap=gap)
     rd = require_run(c.path)
     from grokscope import detect
+    from grokscope.predict import forecast_text
 
     with reading(rd.path):
         cfg = rd.read_config_dict()
@@ -82,7 +83,7 @@ def cmd_show(parsed: Parsed) -> int:
         ("outcome", analysis["phase"]),
         ("phases", timeline or "-"),
         ("early stopping", _early_stopping_text(records, split)),
-        ("forecast", _forecast_text(records, train.get("steps"), split))
+        ("forecast", forecast_text(records, train.get("steps"), split))
         if ev["generalized_step"] is None and len(records) >= 3 else None,
         ("checkpoints", str(len(rd.list_checkpoints()))),
     ]
@@ -101,22 +102,6 @@ def _early_stopping_text(records: list[dict], split: str) -> str:
                                   f"step {r['stopped_step']:,} ({split} acc {_fmt(r['kept_acc'])})")
              for r in counterfactual(records, split)]
     return "; ".join(parts) or "-"
-
-
-def _forecast_text(records: list[dict], budget, split: str) -> str:
-    """The early warning for a run that has not generalized (grokscope.predict, shipped model)."""
-    from grokscope.errors import ConfigError
-    from grokscope.predict import load_model, predict_records
-
-    try:
-        f = predict_records(load_model(), records, int(budget), split)
-    except (ConfigError, TypeError, ValueError, KeyError) as e:
-        return f"- ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-    from grokscope.cli.predict import when_text
-
-    return (f"P({split} acc reaches 0.99 within the {f['budget']:,}-step budget) = {f['p_generalize']:.2f} "
-            f"at step {f['step_now']:,}; {when_text(f)} (grokscope predict: fitted on demo-preset sweeps, "
-            "docs/predict.md)")
 
 
 def task_text(t: dict) -> str:

@@ -322,9 +322,19 @@ def write_report(run_dir, *, gap: int = detect.DEFAULT_GAP) -> Path:
         timeline=_timeline(analysis, records), figures=figures, verdict=verdict["label"],
         outcome=verdict["outcome_label"] or "—", events=_events(analysis["events"], gen),
         early_stopping=_early_stopping(records, gen),
+        forecast=_forecast(records, analysis, cfg, gen),
         algorithm=_algorithm(rd), config=config_tables(cfg),
         versions=sorted((summary.get("versions") or {}).items()), gap=f"{gap:,}",
     )
+
+
+def _forecast(records: list[dict], analysis: dict, cfg: dict, gen: str) -> str | None:
+    """The early warning (grokscope.predict) for a run that has not generalized, else None."""
+    if analysis["events"].get("generalized_step") is not None or len(records) < 3:
+        return None
+    from grokscope.predict import forecast_text
+
+    return forecast_text(records, (cfg.get("train") or {}).get("steps"), gen)
 
 
 def write_compare(run_dirs: list, out_path: str | os.PathLike, *, metric: str = "test_acc") -> Path:
