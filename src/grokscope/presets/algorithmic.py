@@ -204,7 +204,7 @@ def _prieto_base(name: str, **train) -> RunConfig:
 @preset(expect=Expect(
     source="the paper: without regularization, StableMax lets the MLP generalize late (not "
            "measured here)",
-    outcome=("grokking",), final_acc=(0.9, 1.0), seconds=600))
+    outcome=("grokking",), final_acc=(0.9, 1.0), seconds=8000))
 def prieto2025_stablemax() -> RunConfig:
     """Prieto et al. 2025 (Grokking at the edge of numerical stability): StableMax lets an MLP grok
     without any regularization. x+y mod 113, 40% train, one-hot inputs (2 x 113), MLP 200-200
@@ -231,7 +231,7 @@ def prieto2025_orthograd() -> RunConfig:
 
 @preset(expect=Expect(
     source="the paper: holding the norm removes most of the delay (not measured here)",
-    outcome=("comprehension",), final_acc=(0.95, 1.0), seconds=1500))
+    outcome=("comprehension",), final_acc=(0.95, 1.0), seconds=2200))
 def omnigrok_norm() -> RunConfig:
     """Liu, Michaud & Tegmark 2023 (Omnigrok), constrained-norm modular addition: the Nanda et al.
     setup (x+y mod 113, 30% train, 1-layer transformer d128, no LayerNorm, full batch AdamW lr
