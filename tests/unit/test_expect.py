@@ -71,7 +71,8 @@ def test_other_metrics_are_read_from_the_summary_or_the_last_record():
     rows = check(e, summary, {"step": 10, "test_pgd_acc": 0.9, "test_ood_acc": 0.5})
     assert [(r["check"], r["measured"], r["ok"]) for r in rows] == [
         ("final test_ood_acc", 0.01, True), ("final test_pgd_acc", 0.9, False)]
-    assert not check(e, summary)[1]["ok"]  # a metric the run never logged fails
+    unlogged = check(e, summary)[1]  # a metric the run never logged fails
+    assert not unlogged["ok"] and unlogged["measured"] == "not logged"
     assert "final test_ood_acc 0-0.05" in describe(e)
 
 
@@ -79,5 +80,6 @@ def test_card_facts_are_read_from_the_analysis():
     e = Expect(source="s", card=(("key_frequencies", 3, 6),))
     (row,) = check(e, _summary(), None, {"key_freqs": [1, 15, 42, 49]})
     assert (row["check"], row["measured"], row["ok"]) == ("analysis key frequencies", 4, True)
-    assert not check(e, _summary())[0]["ok"]  # not analysed: the fact is missing
+    missing = check(e, _summary())[0]  # not analysed: the fact is missing
+    assert not missing["ok"] and missing["measured"] == "not analysed"
     assert "analysis: key frequencies 3-6" in describe(e)

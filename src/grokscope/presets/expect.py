@@ -142,9 +142,11 @@ def check(e: Expect, summary: dict, last: dict | None = None, analysis: dict | N
     quantities = (("memorized step", mem, e.memorized), (f"{gen} {e.level} step", reached, e.generalized),
                   ("delay ratio", ratio, e.delay_ratio), (f"final {gen} accuracy", final, e.final_acc))
     ends = {**(last or {}), **{k: v for k, v in (summary.get("final") or {}).items() if v is not None}}
-    quantities += tuple((f"final {name}", ends.get(name), (lo, hi)) for name, lo, hi in e.metrics)
+    quantities += tuple((f"final {name}", ends.get(name, "not logged"), (lo, hi))
+                        for name, lo, hi in e.metrics)
     for name, lo, hi in e.card:
-        fact = CARD_FACTS[name](analysis) if analysis else None
+        fact = CARD_FACTS[name](analysis) if analysis else "not analysed"
+        fact = "not found" if fact is None else fact
         quantities += ((f"analysis {name.replace('_', ' ')}", fact, (lo, hi)),)
     for name, value, r in quantities:
         if r is not None:
