@@ -102,18 +102,16 @@ def _generalized_at(records: list[dict], split: str, upto: float | None = None) 
 
 
 def _read_run(path: str | os.PathLike) -> dict:
+    from grokscope.report.runinfo import generalization_split
     from grokscope.tracking.rundir import RunDir
 
     rd = RunDir(path)
     if not rd.config.is_file():
         raise ConfigError(f"run: {str(path)!r} is not a run directory (no config.json)")
-    cfg = json.loads(rd.config.read_text())
-    summary = json.loads(rd.summary.read_text()) if rd.summary.is_file() else {}
-    records = rd.read_metrics()
-    split = (summary.get("generalization_split") or (cfg.get("task") or {}).get("generalization_split")
-             or "test")
-    return {"path": str(path), "budget": int(cfg["train"]["steps"]), "records": records, "split": split,
-            "finished": summary.get("status") == "completed"}
+    cfg = rd.read_config_dict()
+    summary = rd.read_summary() if rd.summary.is_file() else {}
+    return {"path": str(path), "budget": int(cfg["train"]["steps"]), "records": rd.read_metrics(),
+            "split": generalization_split(summary, cfg), "finished": summary.get("status") == "completed"}
 
 
 def run_examples(paths: list, cutoffs: tuple[float, ...] = CUTOFFS) -> list[dict]:
@@ -309,11 +307,9 @@ def roc_auc(scores: list[float], labels: list[bool]) -> float | None:
 
 
 def _median(v: list[float]) -> float | None:
-    v = sorted(v)
-    if not v:
-        return None
-    m = len(v) // 2
-    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+    from grokscope.sweep.cells import quantile
+
+    return quantile(sorted(v), 0.5) if v else None
 
 
 def evaluate(model: dict, examples: list[dict], at: tuple[float, ...] = REPORT_AT,

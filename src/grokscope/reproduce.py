@@ -18,14 +18,13 @@ expectations in the code each time, so a changed expectation is re-checked witho
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from grokscope.errors import ConfigError
 from grokscope.presets.expect import row_text
-from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
+from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
 
 __all__ = ["QUICK_SECONDS", "collect", "default_seeds", "reproduce", "select", "text_table"]
 
@@ -165,9 +164,9 @@ def collect(out: str | os.PathLike) -> list[dict]:
             if not is_finished(d):
                 continue
             rd = RunDir(d)
-            summary = json.loads(rd.summary.read_text())
+            summary = rd.read_summary()
             records = rd.read_metrics()
-            analysis = json.loads(rd.analysis.read_text()) if rd.analysis.is_file() else None
+            analysis = read_json(rd.analysis) if rd.analysis.is_file() else None
             checks = check(e, summary, records[-1] if records else None, analysis)
             if summary.get("status") != "completed":
                 checks.insert(0, {"check": "status", "expected": "completed",

@@ -70,8 +70,10 @@ def prune(model: torch.nn.Module, neurons: torch.Tensor):
 
 
 def _accuracies(model: torch.nn.Module, splits: dict) -> dict[str, float]:
+    from grokscope.training.losses import accuracy
+
     with torch.no_grad():
-        return {name: float((model(x).argmax(-1) == y).double().mean()) for name, (x, y) in splits.items()}
+        return {name: accuracy(model(x), y) for name, (x, y) in splits.items()}
 
 
 def _eval_splits(task) -> dict:
