@@ -37,8 +37,8 @@ from pathlib import Path
 
 from grokscope.errors import ConfigError
 
-__all__ = ["CUTOFFS", "FEATURES", "evaluate", "features", "fit", "forecast_text", "load_model", "predict_run",
-           "run_examples"]
+__all__ = ["CUTOFFS", "FEATURES", "evaluate", "features", "fit", "forecast_text", "live_text", "load_model",
+           "predict_run", "run_examples"]
 
 FEATURES = ("progress", "train_acc", "gen_acc", "gen_best", "gen_rise", "train_loss_trend", "gen_loss_trend",
             "memorized_at", "memorized", "norm_ratio", "norm_trend")
@@ -291,6 +291,21 @@ def forecast_text(records: list[dict], budget, split: str = "test") -> str:
     return (f"P({split} acc reaches 0.99 within the {f['budget']:,}-step budget) = {f['p_generalize']:.2f} "
             f"at step {f['step_now']:,}; {when_text(f)} (grokscope predict: fitted on demo-preset sweeps, "
             "docs/predict.md)")
+
+
+def live_text(model: dict | None, records: list[dict], budget: int, split: str = "test") -> str:
+    """'P(gen) 0.62' for the progress bar: the forecast of a run that has memorized (train accuracy
+    >= 0.99 seen) and not generalized yet; '' before memorization, after generalization, with no
+    model or too few evaluations."""
+    if model is None or len(records) < 2 or _generalized_at(records, split) is not None:
+        return ""
+    if not any((r.get("train_acc") or 0) >= LEVEL for r in records):
+        return ""
+    try:
+        f = predict_records(model, records, budget, split)
+    except (ConfigError, TypeError, ValueError, KeyError):
+        return ""
+    return f"P(gen) {f['p_generalize']:.2f}"
 
 
 # ---------------------------------------------------------------------------------- evaluation

@@ -16,6 +16,7 @@ from grokscope.predict import (
     evaluate,
     features,
     fit,
+    live_text,
     load_model,
     predict_records,
     roc_auc,
@@ -88,6 +89,18 @@ def test_a_run_that_generalized_already_is_answered_from_its_curve():
     assert f["already"] and f["p_generalize"] == 1.0 and 1500 <= f["predicted_step"] <= 2000
     early = predict_records(model, planted(3000, 1), BUDGET, step=1000)
     assert not early["already"] and 0 <= early["p_generalize"] <= 1 and early["predicted_step"] >= 1000
+
+
+def test_the_live_line_shows_only_between_memorization_and_generalization():
+    model = fit(_examples(range(40)))
+    recs = planted(3000, 1)
+    before = [r for r in recs if r["step"] <= 50]  # train accuracy 0.55: not memorized yet
+    plateau = [r for r in recs if r["step"] <= 1000]
+    text = live_text(model, plateau, BUDGET)
+    p = predict_records(model, plateau, BUDGET)["p_generalize"]
+    assert text == f"P(gen) {p:.2f}"
+    assert live_text(model, before, BUDGET) == "" and live_text(model, recs, BUDGET) == ""
+    assert live_text(None, plateau, BUDGET) == "" and live_text(model, plateau[:1], BUDGET) == ""
 
 
 def test_roc_auc():

@@ -22,6 +22,8 @@ from typing import Protocol
 import torch
 
 from grokscope.config import TrainConfig
+from grokscope.errors import ConfigError
+from grokscope.predict import live_text, load_model
 from grokscope.tracking.writer import RunWriter
 from grokscope.training.monitor import Monitor
 from grokscope.training.schedules import EvalSchedule, StepSchedule
@@ -130,13 +132,22 @@ def short_name(desc: str) -> str:
     return desc if len(desc) <= 10 else desc[:9] + "…"
 
 
-def bar_text(record: dict, split: str) -> str:
-    """'acc 1.000/0.234 loss 1.2e-05': train and `split` accuracy, then the training loss."""
+def bar_text(record: dict, split: str, forecast: str = "") -> str:
+    """'acc 1.000/0.234 loss 1.2e-05': train and `split` accuracy, then the training loss, or in its
+    place the live forecast ('P(gen) 0.62', `predict.live_text`) while the run sits on a plateau."""
     def num(v, spec):
         return "-" if v is None or v != v else format(v, spec)
 
-    return (f"acc {num(record.get('train_acc'), '.3f')}/{num(record.get(f'{split}_acc'), '.3f')} "
-            f"loss {num(record.get('train_loss'), '.2g')}")
+    tail = forecast or f"loss {num(record.get('train_loss'), '.2g')}"
+    return f"acc {num(record.get('train_acc'), '.3f')}/{num(record.get(f'{split}_acc'), '.3f')} {tail}"
+
+
+def _forecaster() -> dict | None:
+    """The shipped early-warning model for the bar's live forecast (None when it cannot be read)."""
+    try:
+        return load_model()
+    except ConfigError:
+        return None
 
 
 def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show: bool, desc: str,
@@ -150,6 +161,7 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
             m.evals.observe(r)
     ckpts = StepSchedule(tr.steps, tr.checkpoint_per_decade, tr.checkpoint_every)
     bar = progress_bar(tr.steps, stepper.step, show, desc)
+    forecaster = _forecaster() if show and len(members) == 1 else None
     for m in members:
         m.writer.say = (lambda message: bar.write(f"[grokscope] {message}")) if show else None
     t0 = time.perf_counter()
@@ -170,8 +182,9 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
         m.evals.observe(r)
         for name, message in m.monitor.update(r):
             announce(i, name, message)
-        if len(members) == 1:
-            bar.set_postfix_str(bar_text(r, m.monitor.split), refresh=False)
+        if len(members) == 1 and not bar.disable:
+            forecast = live_text(forecaster, m.records, tr.steps, m.monitor.split)
+            bar.set_postfix_str(bar_text(r, m.monitor.split, forecast), refresh=False)
         return r
 
     def evaluate() -> list[dict]:
