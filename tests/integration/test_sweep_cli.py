@@ -323,7 +323,8 @@ def test_ctrl_c_while_a_long_sweep_expands_is_one_line(tmp_path):
             proc.wait()
     assert proc.returncode == 130
     lines = [line for line in err.splitlines() if not line.startswith("sweep: checked ")]
-    assert lines == ["interrupted: run the same command again to train the missing runs"], err
+    assert lines == ["interrupted: run the same command again to resume the interrupted runs and train the "
+                     "rest"], err
     assert stdout == "" and not out.exists()
 
 
@@ -350,11 +351,59 @@ def test_ctrl_c_while_workers_train_is_one_line_and_no_traceback(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Traceback" not in stdout, err
     assert stdout.rstrip().splitlines()[-1] == (
-        "interrupted: run the same command again to train the missing runs")
+        "interrupted: run the same command again to resume the interrupted runs and train the rest")
     # the run queued behind the two (1,000,000 steps) was not started: the sweep ended at once
     assert stdout.count("  interrupted") >= 2 and "  completed" not in stdout
-    assert _published(out / "runs") == set() and _hidden(out / "runs") == []
+    # the two interrupted runs are kept, with their checkpoints, for the next sweep to resume
+    assert _published(out / "runs") == set()
+    assert sorted(_hidden(out / "runs")) == [".resume.weight_decay-0_seed-0", ".resume.weight_decay-1_seed-0"]
+    assert all(list((out / "runs" / h / "checkpoints").glob("step_*.pt")) for h in _hidden(out / "runs"))
     assert (out / ".lock").read_text() == ""
+
+
+def _metrics(run) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "elapsed"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_an_interrupted_run_is_resumed_by_the_next_sweep_and_equals_one_trained_at_once(tmp_path, capsys):
+    """Hours of a long run are not lost to Ctrl-C: the next sweep continues it from its checkpoint."""
+    args = ["sweep", *TINY, "--train.steps", "3000", "--axis", "optim.weight_decay=1", "--workers", "1"]
+    out, ref = tmp_path / "sw", tmp_path / "ref"
+    with open(tmp_path / "stdout.txt", "w") as so, open(tmp_path / "stderr.txt", "w") as se:
+        proc = _interruptible([*args, "--out", str(out)], stdout=so, stderr=se)
+    name = "weight_decay-1_seed-0"
+    try:
+        deadline = time.time() + 120
+        while True:
+            partial = [p for p in (out / "runs").iterdir() if p.name.startswith(".partial.")] \
+                if (out / "runs").is_dir() else []
+            lines = (partial[0] / "metrics.jsonl").read_text().splitlines() \
+                if partial and (partial[0] / "metrics.jsonl").is_file() else []
+            if len(lines) > 1 and json.loads(lines[-2])["step"] >= 300:
+                break
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.time() < deadline, "the sweep did not progress"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, (tmp_path / "stderr.txt").read_text()
+    kept = out / "runs" / f".resume.{name}"
+    stopped_at = json.loads((kept / "summary.json").read_text())["steps_done"]
+    assert 300 <= stopped_at < 3000
+    code, stdout, err = run_cli(capsys, *args, "--out", str(out))
+    assert code == 0, err
+    assert "1 runs, 0 already done, 1 to train" in stdout and "  completed  " in stdout
+    assert _hidden(out / "runs") == []
+    summary = json.loads((out / "runs" / name / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps_done"] == 3000
+    assert summary["resumed_from"] and summary["resumed_from"][0] >= 300  # not trained again from 0
+    assert run_cli(capsys, *args, "--out", str(ref))[0] == 0
+    assert _metrics(out / "runs" / name) == _metrics(ref / "runs" / name)
 
 
 def test_empty_out_is_refused(tmp_path, monkeypatch, capsys):

@@ -18,7 +18,7 @@ from grokscope.cli.errors import UsageError, reading
 from grokscope.cli.parsing import Parsed, int_option
 
 CUDA_PACK = 32  # default runs per job when vectorizing on CUDA: tiny models leave a GPU idle
-INTERRUPTED = "interrupted: run the same command again to train the missing runs"
+INTERRUPTED = "interrupted: run the same command again to resume the interrupted runs and train the rest"
 
 
 def _slurm_params(items: tuple[str, ...]) -> dict:

@@ -233,15 +233,25 @@ def prieto2025_orthograd() -> RunConfig:
 
 
 @preset(expect=Expect(
-    source="the paper: holding the norm removes most of the delay (not measured here)",
-    outcome=("comprehension",), final_acc=(0.95, 1.0), seconds=2200,
-    overrides={"train.stop_when": "after_generalization"}))
+    source="measured here: seeds 0-1 with --train.stop_when after_generalization (memorized 332, "
+           "generalized 351); seed 2 stalls (docstring); the paper: holding the norm removes most of "
+           "the delay",
+    outcome=("comprehension",), memorized=(200, 700), generalized=(250, 1000), delay_ratio=(0.8, 3),
+    final_acc=(0.95, 1.0), seconds=450, overrides={"train.stop_when": "after_generalization"}))
 def omnigrok_norm() -> RunConfig:
     """Liu, Michaud & Tegmark 2023 (Omnigrok), constrained-norm modular addition: the Nanda et al.
     setup (x+y mod 113, 30% train, 1-layer transformer d128, no LayerNorm, full batch AdamW lr
     1e-3) with init scale 0.8, no weight decay, and all parameters rescaled after every step to
     their initial global norm. Omnigrok reports that holding the norm in the 'Goldilocks zone'
-    removes most of the delay between memorization and generalization. 15,000 steps."""
+    removes most of the delay between memorization and generalization. 15,000 steps.
+
+    Measured here (2-core CPU, 1 thread, 3 runs side by side; `grokscope reproduce omnigrok_norm`,
+    which stops 1,000 steps after generalization): seeds 0 and 1 memorize at step 332 and reach test
+    accuracy 0.99 at 351 (delay ratio 1.06, outcome comprehension), 314 / 544 s. Seed 2 does not:
+    train accuracy stalls at 0.43-0.55 and test at 0.28-0.31 (loss flat at ~1.8) from step 330 to
+    3,000, where it was stopped for time (of 15,000). The same model without the constraint
+    (--optim.norm_constraint none, no weight decay) memorizes at step 176 and is at test accuracy
+    0.045 at step 1,461, its weight norm grown from 29.8 to 67: the constraint is what generalizes."""
     return RunConfig(
         name="omnigrok_norm",
         task=TaskConfig(kind="modular", op="x+y", p=113, train_fraction=0.3),

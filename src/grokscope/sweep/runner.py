@@ -7,8 +7,12 @@
 
 A run trains into a hidden `runs/.partial.HOST.PID.NAME/` and is moved to `runs/NAME/` with one
 `os.replace` once it has finished (status completed or diverged), so `runs/NAME/` only ever holds a
-finished run. Running the same sweep again skips finished runs; partial directories whose process
-is gone are removed and their runs trained again from the start. Two processes training the same
+finished run. A run that was interrupted (Ctrl-C, SIGTERM) or whose process died (killed, machine
+cut off) after its first checkpoint is kept as `runs/.resume.NAME/`; running the same sweep again
+skips finished runs and resumes kept ones from their newest checkpoint (exactly, as `grokscope
+resume`: a run trained to its end in pieces equals one trained at once), so hours of a long run
+are not lost. Members of a vectorized ensemble (`.epartial.HOST.PID.NAME/`) are trained again from
+the start instead. Two processes training the same
 run is harmless: the first to finish publishes it, the other discards its copy. Two sweeps into one
 folder at once are not: `run_sweep` holds SWEEP/.lock while it trains (`sweep_lock`), and a second
 one fails at once naming the holder. Reading a sweep (`collect`, show, report) takes no lock.
@@ -75,11 +79,14 @@ def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dic
             todo.append((from_dict(cfg_dict), out))
     if _stop.is_set():
         return records + [_not_started(out) for _, out in todo]
-    if vectorize and len(todo) > 1:
+    fresh = [(c, out) for c, out in todo if not _kept_dir(out).is_dir()]  # kept runs resume alone
+    if vectorize and len(fresh) > 1:
         from grokscope.training.ensemble import can_ensemble
 
-        if can_ensemble([c for c, _ in todo]) is None:
-            return records + [_noted(r) for r in _train_together(todo)]
+        if can_ensemble([c for c, _ in fresh]) is None:
+            records += [_noted(r) for r in _train_together(fresh)]
+            together = {out for _, out in fresh}
+            todo = [(c, out) for c, out in todo if out not in together]
     for cfg, out in todo:
         records.append(_not_started(out) if _stop.is_set() else _noted(_train_one(cfg, out)))
     return records
@@ -118,11 +125,19 @@ def _catch_sigint() -> None:
 
 
 def _train_one(cfg, out: Path) -> dict:
-    from grokscope.training.loop import train
+    from grokscope.training.loop import resume, train
 
     tmp = _partial_dir(out)
     _remove(tmp)
     try:
+        if _take_kept(cfg, out, tmp):
+            if is_finished(tmp):  # it had finished when its process died, before it was published
+                return _publish(tmp, out)
+            try:
+                resume(tmp, progress=False)
+                return _publish(tmp, out)
+            except ConfigError:  # no checkpoint that loads: train it again from the start
+                _remove(tmp)
         train(cfg, tmp, progress=False)
     except Exception as e:  # one bad run must not take its pack down
         _remove(tmp)
@@ -130,10 +145,30 @@ def _train_one(cfg, out: Path) -> dict:
     return _publish(tmp, out)
 
 
+def _take_kept(cfg, out: Path, tmp: Path) -> bool:
+    """Move the kept run of `out` (interrupted or killed earlier) to `tmp` when it is this run (its
+    config equals `cfg`); a kept run of another config is discarded. True when one was taken."""
+    kept = _kept_dir(out)
+    if not kept.is_dir():
+        return False
+    try:
+        same = _config_diff(RunDir(kept).read_config_dict(), cfg) is None
+    except (OSError, ConfigError, ValueError):
+        same = False
+    if not same:
+        _remove(kept)
+        return False
+    try:
+        os.replace(kept, tmp)
+    except OSError:  # another process took it first
+        return False
+    return True
+
+
 def _train_together(todo: list[tuple[Any, Path]]) -> list[dict]:
     from grokscope.training.ensemble import train_ensemble
 
-    tmps = [_partial_dir(out) for _, out in todo]
+    tmps = [_partial_dir(out, ensemble=True) for _, out in todo]
     for t in tmps:
         _remove(t)
     try:
@@ -148,8 +183,8 @@ def _train_together(todo: list[tuple[Any, Path]]) -> list[dict]:
 def _publish(tmp: Path, out: Path) -> dict:
     """Move a finished run from its partial directory to `out` (atomic); discard unfinished ones."""
     status = run_status(tmp)
-    if status not in FINISHED:  # interrupted: it restarts from scratch next time
-        _remove(tmp)
+    if status not in FINISHED:  # interrupted: kept to be resumed (an ensemble member: trained again)
+        _keep(tmp, out)
         return {"run": out.name, "status": status or "failed", "error": None, "skipped": False}
     if out.exists() and not is_finished(out):  # a stale unfinished directory in the way
         trash = out.parent / f".trash.{_host()}.{os.getpid()}.{out.name}"
@@ -184,8 +219,26 @@ def _host() -> str:
     return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
 
 
-def _partial_dir(out: Path) -> Path:
-    return out.parent / f".partial.{_host()}.{os.getpid()}.{out.name}"
+def _partial_dir(out: Path, ensemble: bool = False) -> Path:
+    return out.parent / f".{'e' if ensemble else ''}partial.{_host()}.{os.getpid()}.{out.name}"
+
+
+def _kept_dir(out: Path) -> Path:
+    return out.parent / f".resume.{out.name}"
+
+
+def _keep(tmp: Path, out: Path) -> None:
+    """Keep an unfinished run directory as `.resume.NAME` when it can be resumed (a single run with
+    a checkpoint); otherwise remove it."""
+    if tmp.name.startswith(".partial.") and RunDir(tmp).list_checkpoints(include_latest=True):
+        kept = _kept_dir(out)
+        _remove(kept)
+        try:
+            os.replace(tmp, kept)
+            return
+        except OSError:
+            pass
+    _remove(tmp)
 
 
 def _remove(path: Path) -> None:
@@ -193,16 +246,19 @@ def _remove(path: Path) -> None:
 
 
 def clean_partials(runs_dir: str | os.PathLike) -> int:
-    """Remove partial/trash directories left by dead processes of this host; returns how many."""
+    """Tidy partial/trash directories left by dead processes of this host: a single run with a
+    checkpoint is kept as `.resume.NAME` (resumed by the next sweep), the others are removed;
+    returns how many were tidied."""
     n = 0
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return 0
     for p in runs_dir.iterdir():
         parts = p.name.split(".", 4)  # ['', 'partial', HOST, PID, NAME]
-        if len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "trash") and parts[3].isdigit():
+        if (len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "epartial", "trash")
+                and parts[3].isdigit()):
             if parts[2] == _host() and int(parts[3]) != os.getpid() and not pid_alive(int(parts[3])):
-                _remove(p)
+                _keep(p, runs_dir / parts[4]) if parts[1] == "partial" else _remove(p)
                 n += 1
     return n
 
@@ -240,13 +296,23 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
             raw = json.loads(RunDir(d).config.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        old = _leaves(_with_defaults(raw))
-        new = _leaves(json.loads(json.dumps(to_dict(r.config))))
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key) and key != "config_version":
-                raise ConfigError(f"out: {str(path)!r} holds run {r.name} trained with {key}="
-                                  f"{old.get(key)!r} but the spec now gives {new.get(key)!r}; "
-                                  "use a new --out for a different sweep")
+        diff = _config_diff(raw, r.config)
+        if diff is not None:
+            key, was, now = diff
+            raise ConfigError(f"out: {str(path)!r} holds run {r.name} trained with {key}="
+                              f"{was!r} but the spec now gives {now!r}; "
+                              "use a new --out for a different sweep")
+
+
+def _config_diff(raw: dict, cfg) -> tuple[str, Any, Any] | None:
+    """The first field (dotted key, value in `raw`, value in `cfg`) where a run's config.json
+    differs from `cfg`, read with defaults for fields it predates; None when they agree."""
+    old = _leaves(_with_defaults(raw))
+    new = _leaves(json.loads(json.dumps(to_dict(cfg))))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key) and key != "config_version":
+            return key, old.get(key), new.get(key)
+    return None
 
 
 def _with_defaults(raw: dict) -> dict:
