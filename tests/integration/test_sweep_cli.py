@@ -366,6 +366,20 @@ def _metrics(run) -> list[dict]:
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_a_kept_copy_of_a_run_finished_since_is_removed(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "sw"
+    args = ["sweep", *TINY, "--axis", "optim.weight_decay=1", "--out", str(out), "--workers", "1"]
+    assert run_cli(capsys, *args)[0] == 0
+    name = "weight_decay-1_seed-0"
+    shutil.copytree(out / "runs" / name, out / "runs" / f".resume.{name}")  # as another process left it
+    before = _snapshot(out / "runs" / name)
+    code, stdout, _ = run_cli(capsys, *args)
+    assert code == 0 and "1 runs, 1 already done, 0 to train" in stdout
+    assert _hidden(out / "runs") == [] and _snapshot(out / "runs" / name) == before
+
+
 def test_an_interrupted_run_is_resumed_by_the_next_sweep_and_equals_one_trained_at_once(tmp_path, capsys):
     """Hours of a long run are not lost to Ctrl-C: the next sweep continues it from its checkpoint."""
     args = ["sweep", *TINY, "--train.steps", "3000", "--axis", "optim.weight_decay=1", "--workers", "1"]

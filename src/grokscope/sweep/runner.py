@@ -368,6 +368,10 @@ def _run_sweep(spec: SweepSpec, path: Path, executor, runs: list[SweepRun], *, p
     (path / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / "sweep.json", sweep_json(spec, runs))
     clean_partials(path / "runs")
+    pending = {r.name for r in todo}
+    for r in runs:  # a kept copy of a run finished since (by another process) is of no use
+        if r.name not in pending:
+            _remove(_kept_dir(path / "runs" / r.name))
     packs = [todo[i:i + pack] for i in range(0, len(todo), pack)]
     result = SweepResult(path, len(runs), len(runs) - len(todo))
     log(f"sweep {path}: {len(runs)} runs, {result.n_done_before} already done, {len(todo)} to train"
