@@ -82,6 +82,25 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
     assert all((a[k] == b[k]).all() for k in a)
 
 
+def test_a_run_cut_off_before_its_first_step_resumes_without_a_second_step_0_record(tmp_path, uninterrupted):
+    """Killed after its step-0 evaluation and checkpoint: resuming from step 0 logs step 0 once."""
+    import shutil
+
+    out = tmp_path / "at0"
+    shutil.copytree(uninterrupted.path, out)
+    rd = RunDir(out)
+    for step, path in rd.list_checkpoints(include_latest=True):
+        if step > 0:
+            path.unlink()
+            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    rd.metrics.write_text(rd.metrics.read_text().splitlines()[0] + "\n")  # the step-0 record only
+    summary = rd.read_summary()
+    rd.summary.write_text(json.dumps({**summary, "status": "running", "steps_done": 0}))
+    result = resume(out, progress=False)
+    assert result.summary["resumed_from"] == [0]
+    assert _metrics(out) == _metrics(uninterrupted.path)
+
+
 def test_sigterm_interrupts_with_loadable_checkpoint_and_resumes(tmp_path, uninterrupted):
     out = tmp_path / "term"
     proc = _start(_config(), tmp_path, out)

@@ -209,10 +209,11 @@ def run_engine(stepper: Stepper, members: list[Member], tr: TrainConfig, *, show
                                     steps_done=stepper.step if steps_done is None else steps_done,
                                     timing=timing)
 
-    if stepper.step == 0:
+    if stepper.step == 0 and any(not m.records for m in members):  # a run resumed at step 0 has it
         for i, stats in enumerate(evaluate()):
-            record(i, stats)
-            save(i, members[i].writer.rd.checkpoint_path(0))
+            if not members[i].records:
+                record(i, stats)
+                save(i, members[i].writer.rd.checkpoint_path(0))
     last_save = time.perf_counter()
     with stop_signals() as got:
         try:
