@@ -274,6 +274,11 @@ def predict_run(path: str | os.PathLike, model: dict | None = None, step: int | 
     return {**forecast, "split": run["split"]}
 
 
+_CANNOT_FORECAST = (ConfigError, TypeError, ValueError, KeyError)
+"""What `predict_records` raises for a run it cannot forecast (too few evaluations, no budget, a
+metric missing): the text forms say so instead of failing."""
+
+
 def when_text(f: dict) -> str:
     """'if it does, at about step 2,300' (or: past the budget) for a forecast of `predict_records`."""
     if f["predicted_step"] > f["budget"]:
@@ -286,7 +291,7 @@ def forecast_text(records: list[dict], budget, split: str = "test") -> str:
     '- (why)' when there is none (no model, too few evaluations, no budget)."""
     try:
         f = predict_records(load_model(), records, int(budget), split)
-    except (ConfigError, TypeError, ValueError, KeyError) as e:
+    except _CANNOT_FORECAST as e:
         return f"- ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
     return (f"P({split} acc reaches 0.99 within the {f['budget']:,}-step budget) = {f['p_generalize']:.2f} "
             f"at step {f['step_now']:,}; {when_text(f)} (grokscope predict: fitted on demo-preset sweeps, "
@@ -297,15 +302,13 @@ def live_text(model: dict | None, records: list[dict], budget: int, split: str =
     """'P(gen) 0.62' for the progress bar: the forecast of a run that has memorized (train accuracy
     >= 0.99 seen) and not generalized yet; '' before memorization, after generalization, with no
     model or too few evaluations."""
-    if model is None or len(records) < 2 or _generalized_at(records, split) is not None:
-        return ""
-    if not any((r.get("train_acc") or 0) >= LEVEL for r in records):
+    if model is None or not any((r.get("train_acc") or 0) >= LEVEL for r in records):
         return ""
     try:
         f = predict_records(model, records, budget, split)
-    except (ConfigError, TypeError, ValueError, KeyError):
+    except _CANNOT_FORECAST:
         return ""
-    return f"P(gen) {f['p_generalize']:.2f}"
+    return "" if f["already"] else f"P(gen) {f['p_generalize']:.2f}"
 
 
 # ---------------------------------------------------------------------------------- evaluation

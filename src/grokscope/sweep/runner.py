@@ -258,7 +258,10 @@ def clean_partials(runs_dir: str | os.PathLike) -> int:
         if (len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "epartial", "trash")
                 and parts[3].isdigit()):
             if parts[2] == _host() and int(parts[3]) != os.getpid() and not pid_alive(int(parts[3])):
-                _keep(p, runs_dir / parts[4]) if parts[1] == "partial" else _remove(p)
+                if parts[1] == "partial":
+                    _keep(p, runs_dir / parts[4])
+                else:
+                    _remove(p)
                 n += 1
     return n
 
