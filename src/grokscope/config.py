@@ -350,6 +350,15 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def flat_dict(d: dict, prefix: str = "", whole: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A nested config dict as {dotted key: leaf value}; a dict under a key in `whole` stays one leaf."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flat_dict(v, f"{prefix}{k}.", whole) if isinstance(v, dict) and k not in whole
+                   else {prefix + k: v})
+    return out
+
+
 def save_json(cfg: RunConfig) -> str:
     return json.dumps(to_dict(cfg), indent=2)
 

@@ -380,6 +380,29 @@ def test_a_kept_copy_of_a_run_finished_since_is_removed(tmp_path, capsys):
     assert _hidden(out / "runs") == [] and _snapshot(out / "runs" / name) == before
 
 
+def test_a_dead_workers_copy_of_a_run_finished_elsewhere_is_not_kept(tmp_path, capsys):
+    """A job whose worker died is retried on another one; once the retry has published the run,
+    tidying up the dead worker's partial directory must not keep it as `.resume.NAME`."""
+    import shutil
+
+    from grokscope.sweep.staging import _host, clean_partials
+
+    out = tmp_path / "sw"
+    args = ["sweep", *TINY, "--axis", "optim.weight_decay=1", "--out", str(out), "--workers", "1"]
+    assert run_cli(capsys, *args)[0] == 0
+    name = "weight_decay-1_seed-0"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID no process has now
+    partial = out / "runs" / f".partial.{_host()}.{dead.pid}.{name}"
+    shutil.copytree(out / "runs" / name, partial)  # with its checkpoints, as the dead worker left it
+    assert clean_partials(out / "runs") == 1
+    assert _hidden(out / "runs") == []
+    (out / "runs" / name / "summary.json").unlink()  # the same, had the run not been finished
+    shutil.copytree(out / "runs" / name, partial)
+    assert clean_partials(out / "runs") == 1
+    assert _hidden(out / "runs") == [f".resume.{name}"]
+
+
 def test_an_interrupted_run_is_resumed_by_the_next_sweep_and_equals_one_trained_at_once(tmp_path, capsys):
     """Hours of a long run are not lost to Ctrl-C: the next sweep continues it from its checkpoint."""
     args = ["sweep", *TINY, "--train.steps", "3000", "--axis", "optim.weight_decay=1", "--workers", "1"]

@@ -5,25 +5,23 @@
     SWEEP/runs/NAME/          a normal run directory per run (config.json, metrics.jsonl, ...)
     SWEEP/.lock               held (flock) by the one process training the sweep: PID and host
 
-A run trains into a hidden `runs/.partial.HOST.PID.NAME/` and is moved to `runs/NAME/` with one
-`os.replace` once it has finished (status completed or diverged), so `runs/NAME/` only ever holds a
-finished run. A run that was interrupted (Ctrl-C, SIGTERM) or whose process died (killed, machine
-cut off) after its first checkpoint is kept as `runs/.resume.NAME/`; running the same sweep again
-skips finished runs and resumes kept ones from their newest checkpoint (exactly, as `grokscope
-resume`: a run trained to its end in pieces equals one trained at once), so hours of a long run
-are not lost. Members of a vectorized ensemble (`.epartial.HOST.PID.NAME/`) are trained again from
-the start instead. Two processes training the same
-run is harmless: the first to finish publishes it, the other discards its copy. Two sweeps into one
-folder at once are not: `run_sweep` holds SWEEP/.lock while it trains (`sweep_lock`), and a second
-one fails at once naming the holder. Reading a sweep (`collect`, show, report) takes no lock.
+A run trains into a hidden partial directory and is moved to `runs/NAME/` in one step once it has
+finished (status completed or diverged), so `runs/NAME/` only ever holds a finished run
+(`sweep.staging`). A run that was interrupted (Ctrl-C, SIGTERM) or whose process died (killed,
+machine cut off) after its first checkpoint is kept as `runs/.resume.NAME/`; running the same sweep
+again skips finished runs and resumes kept ones from their newest checkpoint (exactly, as
+`grokscope resume`: a run trained to its end in pieces equals one trained at once), so hours of a
+long run are not lost. Members of a vectorized ensemble are trained again from the start instead.
+Two processes training the same run is harmless: the first to finish publishes it, the other
+discards its copy. Two sweeps into one folder at once are not: `run_sweep` holds SWEEP/.lock while
+it trains (`sweep_lock`), and a second one fails at once naming the holder. Reading a sweep
+(`collect`, show, report) takes no lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -47,8 +45,19 @@ from grokscope.sweep.results import (  # noqa: F401  (re-exported: the results o
     write_results,
 )
 from grokscope.sweep.spec import MAX_RUNS, SweepRun, SweepSpec
-from grokscope.tracking.lock import LOCK_NAME, RunLock, pid_alive
-from grokscope.tracking.rundir import RunDir, atomic_write_json, atomic_write_text
+from grokscope.sweep.staging import (
+    clean_partials,
+    config_diff,
+    failed,
+    kept_dir,
+    partial_dir,
+    publish,
+    record,
+    remove,
+    take_kept,
+)
+from grokscope.tracking.lock import LOCK_NAME, RunLock
+from grokscope.tracking.rundir import RunDir, atomic_write_json
 
 SWEEP_FORMAT = 1
 _EXECUTOR_DIRS = ("slurm",)  # submitit's job files, created with the executor before sweep.json
@@ -74,12 +83,12 @@ def run_pack(items: list[tuple[dict, str]], vectorize: bool = False) -> list[dic
     for cfg_dict, out in items:
         out = Path(out)
         if is_finished(out):
-            records.append({**_record(out), "skipped": True})
+            records.append({**record(out), "skipped": True})
         else:
             todo.append((from_dict(cfg_dict), out))
     if _stop.is_set():
         return records + [_not_started(out) for _, out in todo]
-    fresh = [(c, out) for c, out in todo if not _kept_dir(out).is_dir()]  # kept runs resume alone
+    fresh = [(c, out) for c, out in todo if not kept_dir(out).is_dir()]  # kept runs resume alone
     if vectorize and len(fresh) > 1:
         from grokscope.training.ensemble import can_ensemble
 
@@ -127,143 +136,37 @@ def _catch_sigint() -> None:
 def _train_one(cfg, out: Path) -> dict:
     from grokscope.training.loop import resume, train
 
-    tmp = _partial_dir(out)
-    _remove(tmp)
+    tmp = partial_dir(out)
+    remove(tmp)
     try:
-        if _take_kept(cfg, out, tmp):
+        if take_kept(cfg, out, tmp):
             if is_finished(tmp):  # it had finished when its process died, before it was published
-                return _publish(tmp, out)
+                return publish(tmp, out)
             try:
                 resume(tmp, progress=False)
-                return _publish(tmp, out)
+                return publish(tmp, out)
             except ConfigError:  # no checkpoint that loads: train it again from the start
-                _remove(tmp)
+                remove(tmp)
         train(cfg, tmp, progress=False)
     except Exception as e:  # one bad run must not take its pack down
-        _remove(tmp)
-        return _failed(out, e)
-    return _publish(tmp, out)
-
-
-def _take_kept(cfg, out: Path, tmp: Path) -> bool:
-    """Move the kept run of `out` (interrupted or killed earlier) to `tmp` when it is this run (its
-    config equals `cfg`); a kept run of another config is discarded. True when one was taken."""
-    kept = _kept_dir(out)
-    if not kept.is_dir():
-        return False
-    try:
-        same = _config_diff(RunDir(kept).read_config_dict(), cfg) is None
-    except (OSError, ConfigError, ValueError):
-        same = False
-    if not same:
-        _remove(kept)
-        return False
-    try:
-        os.replace(kept, tmp)
-    except OSError:  # another process took it first
-        return False
-    return True
+        remove(tmp)
+        return failed(out, e)
+    return publish(tmp, out)
 
 
 def _train_together(todo: list[tuple[Any, Path]]) -> list[dict]:
     from grokscope.training.ensemble import train_ensemble
 
-    tmps = [_partial_dir(out, ensemble=True) for _, out in todo]
+    tmps = [partial_dir(out, ensemble=True) for _, out in todo]
     for t in tmps:
-        _remove(t)
+        remove(t)
     try:
         train_ensemble([c for c, _ in todo], tmps, progress=False)
     except Exception as e:
         for t in tmps:
-            _remove(t)
-        return [_failed(out, e) for _, out in todo]
-    return [{**_publish(t, out), "vectorized": True} for t, (_, out) in zip(tmps, todo)]
-
-
-def _publish(tmp: Path, out: Path) -> dict:
-    """Move a finished run from its partial directory to `out` (atomic); discard unfinished ones."""
-    status = run_status(tmp)
-    if status not in FINISHED:  # interrupted: kept to be resumed (an ensemble member: trained again)
-        _keep(tmp, out)
-        return {"run": out.name, "status": status or "failed", "error": None, "skipped": False}
-    if out.exists() and not is_finished(out):  # a stale unfinished directory in the way
-        trash = out.parent / f".trash.{_host()}.{os.getpid()}.{out.name}"
-        os.replace(out, trash)
-        _remove(trash)
-    try:
-        os.replace(tmp, out)
-    except OSError:  # another process published this run first: keep that one
-        _remove(tmp)
-        return {**_record(out), "skipped": True}
-    report = RunDir(out).report
-    if report.is_file():  # the report names the run's directory: the partial one until now
-        from html import escape
-
-        atomic_write_text(report, report.read_text().replace(escape(str(tmp)), escape(str(out))))
-    return {**_record(out), "skipped": False}
-
-
-def _record(out: Path) -> dict:
-    s = json.loads(RunDir(out).summary.read_text())
-    return {"run": out.name, "status": s.get("status"), "outcome": s.get("phase"),
-            "generalized_step": (s.get("events") or {}).get("generalized_step"),
-            "wall_seconds": s.get("wall_seconds"), "error": None}
-
-
-def _failed(out: Path, e: Exception) -> dict:
-    return {"run": out.name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0],
-            "skipped": False}
-
-
-def _host() -> str:
-    return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
-
-
-def _partial_dir(out: Path, ensemble: bool = False) -> Path:
-    return out.parent / f".{'e' if ensemble else ''}partial.{_host()}.{os.getpid()}.{out.name}"
-
-
-def _kept_dir(out: Path) -> Path:
-    return out.parent / f".resume.{out.name}"
-
-
-def _keep(tmp: Path, out: Path) -> None:
-    """Keep an unfinished run directory as `.resume.NAME` when it can be resumed (a single run with
-    a checkpoint); otherwise remove it."""
-    if tmp.name.startswith(".partial.") and RunDir(tmp).list_checkpoints(include_latest=True):
-        kept = _kept_dir(out)
-        _remove(kept)
-        try:
-            os.replace(tmp, kept)
-            return
-        except OSError:
-            pass
-    _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def clean_partials(runs_dir: str | os.PathLike) -> int:
-    """Tidy partial/trash directories left by dead processes of this host: a single run with a
-    checkpoint is kept as `.resume.NAME` (resumed by the next sweep), the others are removed;
-    returns how many were tidied."""
-    n = 0
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return 0
-    for p in runs_dir.iterdir():
-        parts = p.name.split(".", 4)  # ['', 'partial', HOST, PID, NAME]
-        if (len(parts) == 5 and parts[0] == "" and parts[1] in ("partial", "epartial", "trash")
-                and parts[3].isdigit()):
-            if parts[2] == _host() and int(parts[3]) != os.getpid() and not pid_alive(int(parts[3])):
-                if parts[1] == "partial":
-                    _keep(p, runs_dir / parts[4])
-                else:
-                    _remove(p)
-                n += 1
-    return n
+            remove(t)
+        return [failed(out, e) for _, out in todo]
+    return [{**publish(t, out), "vectorized": True} for t, (_, out) in zip(tmps, todo)]
 
 
 # ---------------------------------------------------------------------------------- the driver
@@ -299,35 +202,12 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
             raw = json.loads(RunDir(d).config.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        diff = _config_diff(raw, r.config)
+        diff = config_diff(raw, r.config)
         if diff is not None:
             key, was, now = diff
             raise ConfigError(f"out: {str(path)!r} holds run {r.name} trained with {key}="
                               f"{was!r} but the spec now gives {now!r}; "
                               "use a new --out for a different sweep")
-
-
-def _config_diff(raw: dict, cfg) -> tuple[str, Any, Any] | None:
-    """The first field (dotted key, value in `raw`, value in `cfg`) where a run's config.json
-    differs from `cfg`, read with defaults for fields it predates; None when they agree."""
-    old = _leaves(_with_defaults(raw))
-    new = _leaves(json.loads(json.dumps(to_dict(cfg))))
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key) and key != "config_version":
-            return key, old.get(key), new.get(key)
-    return None
-
-
-def _with_defaults(raw: dict) -> dict:
-    """A run's config.json with the fields it predates at their defaults (a run trained by an older
-    grokscope has no key for a field added since, which then held its default); as written when
-    it does not read as a config."""
-    from grokscope.config import from_dict
-
-    try:
-        return json.loads(json.dumps(to_dict(from_dict(raw))))
-    except (ConfigError, TypeError, ValueError):
-        return raw
 
 
 def sweep_lock(path: str | os.PathLike, log: Callable[[str], None] = print) -> RunLock:
@@ -374,7 +254,7 @@ def _run_sweep(spec: SweepSpec, path: Path, executor, runs: list[SweepRun], *, p
     pending = {r.name for r in todo}
     for r in runs:  # a kept copy of a run finished since (by another process) is of no use
         if r.name not in pending:
-            _remove(_kept_dir(path / "runs" / r.name))
+            remove(kept_dir(path / "runs" / r.name))
     packs = [todo[i:i + pack] for i in range(0, len(todo), pack)]
     result = SweepResult(path, len(runs), len(runs) - len(todo))
     log(f"sweep {path}: {len(runs)} runs, {result.n_done_before} already done, {len(todo)} to train"
@@ -388,7 +268,7 @@ def _run_sweep(spec: SweepSpec, path: Path, executor, runs: list[SweepRun], *, p
         try:
             records = future.result()
         except BaseException as e:  # the job itself died (worker lost beyond retries, cancelled, ...)
-            records = [{**_failed(Path(n), e), "error": f"job lost: {type(e).__name__}: {e}".splitlines()[0]}
+            records = [{**failed(Path(n), e), "error": f"job lost: {type(e).__name__}: {e}".splitlines()[0]}
                        for n in names]
         with lock:
             for rec in records:
@@ -456,10 +336,3 @@ def sweep_json(spec: SweepSpec, runs: list[SweepRun]) -> dict:
 
 def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
-
-
-def _leaves(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from grokscope.config import RunConfig, to_dict, validate
+from grokscope.config import RunConfig, flat_dict, to_dict, validate
 from grokscope.errors import ConfigError
 from grokscope.models import build_model
 from grokscope.tasks import Task, task_from_config
@@ -44,12 +44,8 @@ VARYING_FIELDS = ("seed", "name", "task.train_fraction", "optim.lr", "optim.weig
 _EVAL_ELEMENTS = 1 << 24  # activation elements per evaluation chunk of models
 
 
-def _leaves(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "options"
-                   else {prefix + k: v})
-    return out
+def _fields(cfg: RunConfig) -> dict:
+    return flat_dict(to_dict(cfg), whole=("options",))  # a task's options compare as one value
 
 
 def can_ensemble(configs: list[RunConfig]) -> str | None:
@@ -61,9 +57,9 @@ def can_ensemble(configs: list[RunConfig]) -> str | None:
             validate(c)
     except ConfigError as e:
         return str(e)
-    first = _leaves(to_dict(configs[0]))
+    first = _fields(configs[0])
     for c in configs[1:]:
-        for name, value in _leaves(to_dict(c)).items():
+        for name, value in _fields(c).items():
             if name not in VARYING_FIELDS and value != first[name]:
                 return f"{name} differs between members ({first[name]!r} vs {value!r}); only " \
                        f"{', '.join(VARYING_FIELDS)} may differ"
@@ -85,7 +81,7 @@ def ensemble_groups(configs: list[RunConfig], max_size: int | None = None) -> li
     `max_size` each), in order of first appearance; a config that cannot ensemble is a group of one."""
     groups: dict[str, list[list[int]]] = {}
     for i, c in enumerate(configs):
-        key = repr(sorted((k, repr(v)) for k, v in _leaves(to_dict(c)).items() if k not in VARYING_FIELDS))
+        key = repr(sorted((k, repr(v)) for k, v in _fields(c).items() if k not in VARYING_FIELDS))
         if can_ensemble([c]) is not None:
             key = f"#{i}"
         runs = groups.setdefault(key, [[]])
