@@ -110,6 +110,17 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda z: stablemax(z, dim=-1), (logits,))
 
 
+def test_s_has_slope_one_at_and_around_zero_and_matches_its_two_branches():
+    from grokscope.training.losses import _s as s_torch
+
+    x = torch.tensor([-3.0, -1e-12, -0.0, 0.0, 1e-12, 2.5], dtype=torch.float64, requires_grad=True)
+    y = s_torch(x)
+    y.sum().backward()
+    expected = torch.where(x >= 0, x + 1, 1 / (1 - x)).detach()
+    assert torch.equal(y.detach(), expected)  # each branch exactly, the boundary included
+    assert x.grad.tolist() == pytest.approx([1 / 16, 1.0, 1.0, 1.0, 1.0, 1.0], rel=1e-11)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_no_nan_gradients_for_extreme_logits(dtype):
     z = torch.tensor([[1e30, -1e30, 0.0, 1e4], [-1e4, -1e30, 1.0, -2.0], [5.0, 1e30, -1e30, 3.0]],
