@@ -39,6 +39,20 @@ def test_a_wrong_expectation_fails_then_the_right_one_passes_without_training(tm
     assert json.loads((out / "reproduce.json").read_text())["runs"][0]["ok"]
 
 
+def test_an_interrupted_reproduce_counts_finished_runs_and_names_the_others(tmp_path, monkeypatch, capsys):
+    import grokscope.sweep.runner as runner
+
+    def cut_off(spec, path, executor, *, runs, log):  # as if Ctrl-C reached the only run at once
+        return runner.SweepResult(path, len(runs), 0, interrupted=True)
+
+    monkeypatch.setattr(runner, "run_sweep", cut_off)
+    assert main(["reproduce", "speedrun", "--seeds", "1", "--out", str(tmp_path / "r")]) == 130
+    text = capsys.readouterr().out
+    assert "0 of 0 finished runs pass" in text
+    assert "1 runs not finished yet: speedrun/seed-0" in text and "FAIL" not in text
+    assert "run the same command again to resume" in text
+
+
 def test_reproduce_trains_with_the_overrides_and_checks_facts_of_an_analysis_it_runs(tmp_path, monkeypatch):
     e = replace(EXPECTATIONS["speedrun"], overrides={"train.stop_after": 25},
                 card=(("key_frequencies", 0, 48),))

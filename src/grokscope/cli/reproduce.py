@@ -8,6 +8,7 @@ exits 1 after the table; Ctrl-C exits 130 (the same command again trains the mis
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from grokscope.cli.errors import UsageError
 from grokscope.cli.parsing import Parsed, int_option
@@ -34,10 +35,19 @@ def cmd_reproduce(parsed: Parsed) -> int:
     rows = result["runs"]
     print(text_table(rows))
     passed = sum(r["ok"] for r in rows)
-    print(f"\n{passed} of {len(rows)} runs pass; tables: {c.out}/reproduce.md, {c.out}/reproduce.html")
-    if result["missing"] and not result["interrupted"]:
-        print(f"{len(result['missing'])} runs did not finish (FAIL): " + ", ".join(result["missing"][:3]))
+    missing, cut = result["missing"], result["interrupted"]
+    counted = "finished runs pass" if cut and missing else "runs pass"
+    print(f"\n{passed} of {len(rows)} {counted}; tables: {c.out}/reproduce.md, {c.out}/reproduce.html")
+    if missing:
+        print(f"{len(missing)} runs " + ("not finished yet: " if cut else "did not finish (FAIL): ")
+              + ", ".join(_short(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else ""))
     if result["interrupted"]:
         print(INTERRUPTED)
         return 130
     return 0 if result["ok"] else 1
+
+
+def _short(run_dir: str) -> str:
+    """PRESET/RUN of OUT/PRESET/runs/RUN."""
+    p = Path(run_dir)
+    return f"{p.parent.parent.name}/{p.name}"
