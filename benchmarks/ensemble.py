@@ -48,7 +48,7 @@ def _sync(device: torch.device) -> None:
 
 
 class _Single:
-    """One model with the single-run inner step (what training.loop._Run does per step)."""
+    """One model with the single-run inner step (what training.stepper.SingleStepper does per step)."""
 
     def __init__(self, cfg, device: torch.device):
         t = cfg.task

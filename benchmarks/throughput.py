@@ -34,8 +34,8 @@ from grokscope import get_preset
 from grokscope.config import validate
 from grokscope.models import build_model
 from grokscope.tasks import build_task
-from grokscope.training.loop import SingleStepper
 from grokscope.training.losses import loss_fn, task_loss
+from grokscope.training.stepper import SingleStepper
 
 _MATMULS = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm}
 

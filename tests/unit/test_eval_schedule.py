@@ -11,13 +11,13 @@ import torch
 from grokscope import ModelConfig, RunConfig, TaskConfig, TrainConfig, detect
 from grokscope.config import validate
 from grokscope.errors import ConfigError
-from grokscope.training.loop import (
+from grokscope.training.schedules import EvalSchedule
+from grokscope.training.stepper import (
     SingleStepper,
     eval_cost,
     reuses_train_forward,
     same_in_train_and_eval,
 )
-from grokscope.training.schedules import EvalSchedule
 
 
 def _curve(step: int) -> dict:

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from grokscope.rl.envs import make_env
-from grokscope.training.loop import SingleStepper, eval_cost
 from grokscope.training.losses import torch_dtype
+from grokscope.training.stepper import SingleStepper, eval_cost
 
 __all__ = ["AgentStepper", "Replay", "epsilon_at"]
 

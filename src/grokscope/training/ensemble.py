@@ -148,7 +148,7 @@ class Ensemble:
         self.step = 0
         self.lrs = [lr_at(c.optim, 0, c.train.steps) for c in configs]
         self._measures = [type(t).measures is not Task.measures for t in self.tasks]
-        from grokscope.training.loop import eval_cost, reuses_train_forward
+        from grokscope.training.stepper import eval_cost, reuses_train_forward
 
         # as each member's single run counts it, so members evaluate at their single runs' steps
         self.eval_costs = [eval_cost(c, t, reuses_train_forward(c, t, mod))
@@ -266,7 +266,7 @@ def train_ensemble(configs: list[RunConfig], outs: list[Path],
     Everything is checked before any directory is created. Returns one RunResult per member.
     """
     from grokscope.tracking.sinks import check_sinks
-    from grokscope.training.loop import check_task_fits, run_info
+    from grokscope.training.stepper import check_task_fits, run_info
 
     configs = [validate(c) for c in configs]
     if len(outs) != len(configs):
