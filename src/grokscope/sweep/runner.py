@@ -20,7 +20,6 @@ it trains (`sweep_lock`), and a second one fails at once naming the holder. Read
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -199,8 +198,8 @@ def check_out(path: Path, runs: list[SweepRun]) -> None:
         if not is_finished(d):
             continue
         try:
-            raw = json.loads(RunDir(d).config.read_text())
-        except (OSError, json.JSONDecodeError):
+            raw = RunDir(d).read_config_dict()
+        except (OSError, ConfigError):  # unreadable: not this sweep's to judge (take_kept reads the same way)
             continue
         diff = config_diff(raw, r.config)
         if diff is not None:

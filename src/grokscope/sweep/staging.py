@@ -140,7 +140,7 @@ def config_diff(raw: dict, cfg) -> tuple[str, Any, Any] | None:
     """The first field (dotted key, value in `raw`, value in `cfg`) where a run's config.json
     differs from `cfg`, read with defaults for fields it predates; None when they agree."""
     old = flat_dict(_with_defaults(raw))
-    new = flat_dict(json.loads(json.dumps(to_dict(cfg))))
+    new = flat_dict(_as_json(cfg))
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key) and key != "config_version":
             return key, old.get(key), new.get(key)
@@ -154,6 +154,11 @@ def _with_defaults(raw: dict) -> dict:
     from grokscope.config import from_dict
 
     try:
-        return json.loads(json.dumps(to_dict(from_dict(raw))))
+        return _as_json(from_dict(raw))
     except (ConfigError, TypeError, ValueError):
         return raw
+
+
+def _as_json(cfg) -> dict:
+    """`to_dict(cfg)` as it reads back from config.json (tuples as lists), to compare with one."""
+    return json.loads(json.dumps(to_dict(cfg)))
